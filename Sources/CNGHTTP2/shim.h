@@ -1,0 +1,4 @@
+#ifndef OTLPD_CNGHTTP2_SHIM_H
+#define OTLPD_CNGHTTP2_SHIM_H
+#include <nghttp2/nghttp2.h>
+#endif
