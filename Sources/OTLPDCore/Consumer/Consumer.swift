@@ -1,0 +1,58 @@
+/// The seam between pipeline stages: a receiver hands a batch to the first
+/// processor, each processor to the next, the last to the fan-out, the fan-out
+/// to every exporter.
+///
+/// Returning normally means the batch is kept: written, or in a queue that
+/// will deliver it. Until then the client's request stays unanswered.
+public protocol Consumer: Sendable {
+    func consume(_ batch: TelemetryBatch) async throws(ConsumeError)
+}
+
+/// Why a stage could not take a batch, and whether the client may retry it.
+public struct ConsumeError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The data itself is bad: retrying will not help (HTTP 400).
+        case permanent
+        /// A passing condition: over a limit, shutting down, a full disk (HTTP 503 / gRPC UNAVAILABLE).
+        case retryable(after: Duration?)
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public static func permanent(_ message: String) -> ConsumeError {
+        ConsumeError(.permanent, message)
+    }
+
+    public static func retryable(_ message: String, after: Duration? = nil) -> ConsumeError {
+        ConsumeError(.retryable(after: after), message)
+    }
+
+    public var isRetryable: Bool {
+        if case .retryable = self.kind { return true }
+        return false
+    }
+
+    public var description: String { self.message }
+}
+
+/// Hands each batch to every consumer in turn and succeeds only when all of
+/// them kept it. Consumers see the same bytes: none of them mutates a batch.
+public struct FanOutConsumer: Consumer {
+    public let consumers: [any Consumer]
+
+    public init(_ consumers: [any Consumer]) {
+        self.consumers = consumers
+    }
+
+    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+        for consumer in self.consumers {
+            try await consumer.consume(batch)
+        }
+    }
+}
