@@ -1,0 +1,280 @@
+import NIOCore
+import OTLPDCore
+
+/// Writes OTLP/JSON straight from protobuf wire bytes, driven by the schema
+/// tables: lowerCamelCase keys, trace and span ids as hex, enums as
+/// integers, 64-bit integers as decimal strings, other bytes as base64,
+/// non-finite doubles as "NaN" / "Infinity" / "-Infinity". Strings are
+/// copied through with JSON escaping; invalid UTF-8 becomes U+FFFD so every
+/// line stays valid JSON.
+///
+/// It expects bytes that `WireValidator` accepted; on anything else it drops
+/// the malformed resource rather than write broken JSON.
+package enum OTLPJSONEncoder {
+    /// The key of the top-level list of each signal's request.
+    package static func resourceKey(_ signal: Signal) -> StaticString {
+        switch signal {
+        case .traces: "{\"resourceSpans\":["
+        case .metrics: "{\"resourceMetrics\":["
+        case .logs: "{\"resourceLogs\":["
+        }
+    }
+
+    /// Appends one line per resource of `payload`, each a complete
+    /// `Export*ServiceRequest` holding that one resource. Returns how many lines.
+    @discardableResult
+    package static func appendLines(_ payload: ByteBuffer, signal: Signal, to sink: inout ByteSink) -> Int {
+        let schema = WireSchema.shared
+        let request = schema.requestIndex(for: signal)
+        let resourceField = schema.fields[Int(schema.fieldIndex(message: request, number: 1))]
+        let prefix = Self.resourceKey(signal)
+        var lines = 0
+        WireReader.withReader(payload) { (reader: inout WireReader) in
+            while !reader.isAtEnd {
+                let lineStart = sink.byteCount
+                do throws(WireError) {
+                    let (number, wireType) = try reader.readTag()
+                    guard number == 1, wireType == 2 else {
+                        try reader.skip(wireType: wireType, number: number)
+                        continue
+                    }
+                    var resource = try reader.readLengthDelimited()
+                    sink.append(prefix)
+                    try Self.writeMessage(&resource, message: resourceField.messageIndex, to: &sink, schema: schema)
+                    sink.append("]}\n")
+                    lines += 1
+                } catch {
+                    sink.removeLast(sink.byteCount - lineStart)
+                    return
+                }
+            }
+        }
+        return lines
+    }
+
+    /// One message of type `message` as a JSON object.
+    package static func encode(_ payload: ByteBuffer, message: Int32) throws(WireError) -> ByteBuffer {
+        var sink = ByteSink(capacity: payload.readableBytes * 3 + 16)
+        try Self.append(payload, message: message, to: &sink)
+        return sink.byteBuffer()
+    }
+
+    package static func append(_ payload: ByteBuffer, message: Int32, to sink: inout ByteSink) throws(WireError) {
+        let schema = WireSchema.shared
+        try WireReader.withReader(payload) { (reader: inout WireReader) throws(WireError) in
+            try Self.writeMessage(&reader, message: message, to: &sink, schema: schema)
+        }
+    }
+
+    static func writeMessage(
+        _ reader: inout WireReader,
+        message: Int32,
+        to sink: inout ByteSink,
+        schema: WireSchema,
+        depth: Int = 0
+    ) throws(WireError) {
+        guard depth < WireReader.maxDepth else { throw WireError(.tooDeep) }
+        let entry = schema.messageTable[Int(message)]
+        sink.append(UInt8(ascii: "{"))
+        var wroteField = false
+        // Repeated fields already written: their later occurrences were gathered into one array.
+        var written: UInt64 = 0
+        while !reader.isAtEnd {
+            let (number, wireType) = try reader.readTag()
+            let index = number <= entry.maxNumber ? schema.numberTable[Int(entry.numberTableStart) + Int(number)] : -1
+            guard index >= 0 else {
+                try reader.skip(wireType: wireType, number: number)
+                continue
+            }
+            let field = schema.fields[Int(index)]
+            if field.isRepeated {
+                let bit: UInt64 = 1 << UInt64(number & 63)
+                guard written & bit == 0, Self.accepts(field, wireType) else {
+                    try reader.skip(wireType: wireType, number: number)
+                    continue
+                }
+                written |= bit
+                if wroteField { sink.append(UInt8(ascii: ",")) }
+                wroteField = true
+                Self.writeKey(field, to: &sink, schema: schema)
+                sink.append(UInt8(ascii: "["))
+                var first = true
+                try Self.writeElements(field, wireType: wireType, &reader, first: &first, to: &sink, schema: schema, depth: depth)
+                var scan = reader
+                while !scan.isAtEnd {
+                    let (laterNumber, laterType) = try scan.readTag()
+                    if laterNumber == number && Self.accepts(field, laterType) {
+                        try Self.writeElements(field, wireType: laterType, &scan, first: &first, to: &sink, schema: schema, depth: depth)
+                    } else {
+                        try scan.skip(wireType: laterType, number: laterNumber)
+                    }
+                }
+                sink.append(UInt8(ascii: "]"))
+            } else {
+                guard wireType == field.kind.wireType.rawValue else {
+                    try reader.skip(wireType: wireType, number: number)
+                    continue
+                }
+                if wroteField { sink.append(UInt8(ascii: ",")) }
+                wroteField = true
+                Self.writeKey(field, to: &sink, schema: schema)
+                try Self.writeValue(field, &reader, to: &sink, schema: schema, depth: depth)
+            }
+        }
+        sink.append(UInt8(ascii: "}"))
+    }
+
+    @inline(__always)
+    private static func accepts(_ field: FieldLayout, _ wireType: UInt8) -> Bool {
+        wireType == field.kind.wireType.rawValue || (wireType == 2 && field.kind.isPackable)
+    }
+
+    @inline(__always)
+    private static func writeKey(_ field: FieldLayout, to sink: inout ByteSink, schema: WireSchema) {
+        sink.append(start: schema.keyBytes.baseAddress! + Int(field.jsonKeyStart), count: Int(field.jsonKeyCount))
+    }
+
+    /// Writes one occurrence of a repeated field: one element, or all the
+    /// elements of a packed run.
+    private static func writeElements(
+        _ field: FieldLayout,
+        wireType: UInt8,
+        _ reader: inout WireReader,
+        first: inout Bool,
+        to sink: inout ByteSink,
+        schema: WireSchema,
+        depth: Int
+    ) throws(WireError) {
+        if wireType == 2 && field.kind.isPackable {
+            var packed = try reader.readLengthDelimited()
+            while !packed.isAtEnd {
+                if !first { sink.append(UInt8(ascii: ",")) }
+                first = false
+                try Self.writeValue(field, &packed, to: &sink, schema: schema, depth: depth)
+            }
+        } else {
+            if !first { sink.append(UInt8(ascii: ",")) }
+            first = false
+            try Self.writeValue(field, &reader, to: &sink, schema: schema, depth: depth)
+        }
+    }
+
+    private static func writeValue(
+        _ field: FieldLayout,
+        _ reader: inout WireReader,
+        to sink: inout ByteSink,
+        schema: WireSchema,
+        depth: Int
+    ) throws(WireError) {
+        switch field.kind {
+        case .message:
+            var nested = try reader.readLengthDelimited()
+            if field.messageIndex == schema.keyValue, let keyValue = ScalarKeyValue.read(nested) {
+                Self.write(keyValue, to: &sink)
+            } else {
+                try Self.writeMessage(&nested, message: field.messageIndex, to: &sink, schema: schema, depth: depth + 1)
+            }
+        case .string:
+            let value = try reader.readLengthDelimited()
+            Self.writeString(value.bytes, to: &sink)
+        case .bytes:
+            let value = try reader.readLengthDelimited()
+            sink.append(UInt8(ascii: "\""))
+            if field.isHexID {
+                sink.appendHex(value.bytes)
+            } else {
+                sink.appendBase64(value.bytes)
+            }
+            sink.append(UInt8(ascii: "\""))
+        case .int32, .enumeration:
+            sink.appendDecimal(Int64(Int32(truncatingIfNeeded: try reader.readVarint())))
+        case .uint32:
+            sink.appendDecimal(UInt64(UInt32(truncatingIfNeeded: try reader.readVarint())))
+        case .sint32:
+            let raw = UInt32(truncatingIfNeeded: try reader.readVarint())
+            sink.appendDecimal(Int64(Int32(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))))
+        case .bool:
+            if try reader.readVarint() != 0 { sink.append("true") } else { sink.append("false") }
+        case .fixed32:
+            sink.appendDecimal(UInt64(try reader.readFixed32()))
+        case .sfixed32:
+            sink.appendDecimal(Int64(Int32(bitPattern: try reader.readFixed32())))
+        case .float:
+            Self.writeDouble(Double(Float(bitPattern: try reader.readFixed32())), to: &sink)
+        case .double:
+            Self.writeDouble(Double(bitPattern: try reader.readFixed64()), to: &sink)
+        case .int64:
+            sink.append(UInt8(ascii: "\""))
+            sink.appendDecimal(Int64(bitPattern: try reader.readVarint()))
+            sink.append(UInt8(ascii: "\""))
+        case .uint64:
+            sink.append(UInt8(ascii: "\""))
+            sink.appendDecimal(try reader.readVarint())
+            sink.append(UInt8(ascii: "\""))
+        case .sint64:
+            let raw = try reader.readVarint()
+            sink.append(UInt8(ascii: "\""))
+            sink.appendDecimal(Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1))))
+            sink.append(UInt8(ascii: "\""))
+        case .fixed64:
+            sink.append(UInt8(ascii: "\""))
+            sink.appendDecimal(try reader.readFixed64())
+            sink.append(UInt8(ascii: "\""))
+        case .sfixed64:
+            sink.append(UInt8(ascii: "\""))
+            sink.appendDecimal(Int64(bitPattern: try reader.readFixed64()))
+            sink.append(UInt8(ascii: "\""))
+        }
+    }
+
+    /// The generic walk's output for a scalar KeyValue, written directly.
+    private static func write(_ keyValue: ScalarKeyValue, to sink: inout ByteSink) {
+        sink.append("{\"key\":\"")
+        JSONStringEscaper.append(keyValue.key, to: &sink)
+        switch keyValue.value {
+        case .absent:
+            sink.append("\"}")
+        case .empty:
+            sink.append("\",\"value\":{}}")
+        case .string(let value):
+            sink.append("\",\"value\":{\"stringValue\":\"")
+            JSONStringEscaper.append(value, to: &sink)
+            sink.append("\"}}")
+        case .bool(let value):
+            sink.append(value ? "\",\"value\":{\"boolValue\":true}}" : "\",\"value\":{\"boolValue\":false}}")
+        case .int(let value):
+            sink.append("\",\"value\":{\"intValue\":\"")
+            sink.appendDecimal(value)
+            sink.append("\"}}")
+        case .double(let value):
+            sink.append("\",\"value\":{\"doubleValue\":")
+            Self.writeDouble(value, to: &sink)
+            sink.append("}}")
+        }
+    }
+
+    package static func writeDouble(_ value: Double, to sink: inout ByteSink) {
+        if value.isNaN {
+            sink.append("\"NaN\"")
+        } else if value.isInfinite {
+            sink.append(value < 0 ? "\"-Infinity\"" : "\"Infinity\"")
+        } else if value == value.rounded(.towardZero) && abs(value) < 1e15 {
+            // Integral values print without ".0", as the Collector's encoder does.
+            sink.appendDecimal(Int64(value))
+            if value == 0 && value.sign == .minus {
+                sink.removeLast(1)
+                sink.append("-0")
+            }
+        } else {
+            sink.append(contentsOf: value.description)
+        }
+    }
+
+    /// A JSON string literal of the UTF-8 bytes: `"` `\` and control
+    /// characters escaped, invalid sequences replaced with U+FFFD.
+    package static func writeString(_ bytes: WireBytes, to sink: inout ByteSink) {
+        sink.append(UInt8(ascii: "\""))
+        JSONStringEscaper.append(bytes, to: &sink)
+        sink.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import NIOCore
+import OTLPDCore
+import OTLPDWire
+import Testing
+
+struct OTLPJSONEncoderTests {
+    @Test("one line per resource, equal to protobuf's own JSON printer", arguments: Signal.allCases)
+    func matchesProtobufJSONPrinter(signal: Signal) throws {
+        let payload = try Fixture.buffer("\(signal).binpb")
+        let expected = try Fixture.json("\(signal).json") as! [String: Any]
+        let key = Fixture.resourceKey(signal)
+        let expectedResources = expected[key] as! [Any]
+
+        var sink = ByteSink()
+        let lines = OTLPJSONEncoder.appendLines(payload, signal: signal, to: &sink)
+        let text = sink.string
+        #expect(lines == expectedResources.count)
+        #expect(text.hasSuffix("\n"))
+        let written = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(written.count == expectedResources.count)
+        for (line, resource) in zip(written, expectedResources) {
+            #expect(!line.contains("\n"))
+            let parsed = try parseJSON(line)
+            #expect(parsed == [key: [resource]] as NSDictionary)
+        }
+    }
+
+    @Test func escapesStringsAndRepairsInvalidUTF8() throws {
+        // A LogRecord body with control characters, quotes and invalid UTF-8.
+        var body = ByteBuffer()
+        let text: [UInt8] = Array("a\"b\\c\n\u{1}".utf8) + [0xFF, 0x41, 0xE2, 0x82] + Array("é✓🚀".utf8)
+        body.writeBytes([0x0A, UInt8(text.count)] + text)  // AnyValue.string_value
+        let schema = WireSchema.shared
+        let json = try OTLPJSONEncoder.encode(body, message: schema.messageIndex("opentelemetry.proto.common.v1.AnyValue"))
+        let output = String(buffer: json)
+        #expect(output == "{\"stringValue\":\"a\\\"b\\\\c\\n\\u0001\u{FFFD}A\u{FFFD}\u{FFFD}é✓🚀\"}")
+        #expect((try? parseJSON(output)) != nil)
+    }
+
+    @Test func gathersRepeatedFieldsThatAreNotAdjacent() throws {
+        // KeyValueList with values (field 1) split by an unknown field 9.
+        var message = ByteBuffer()
+        let first: [UInt8] = [0x0A, 0x01, 0x61]  // KeyValue.key = "a"
+        let second: [UInt8] = [0x0A, 0x01, 0x62]
+        message.writeBytes([0x0A, UInt8(first.count)] + first)
+        message.writeBytes([0x48, 0x01])  // field 9, varint: unknown
+        message.writeBytes([0x0A, UInt8(second.count)] + second)
+        let json = try OTLPJSONEncoder.encode(
+            message, message: WireSchema.shared.messageIndex("opentelemetry.proto.common.v1.KeyValueList"))
+        #expect(String(buffer: json) == "{\"values\":[{\"key\":\"a\"},{\"key\":\"b\"}]}")
+    }
+
+    @Test func readsPackedAndUnpackedRepeatedScalars() throws {
+        let index = WireSchema.shared.messageIndex("opentelemetry.proto.metrics.v1.HistogramDataPoint")
+        var packed = ByteBuffer()
+        packed.writeBytes([0x32, 16])  // bucket_counts (6), packed fixed64 x2
+        packed.writeBytes([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0])
+        var unpacked = ByteBuffer()
+        unpacked.writeBytes([0x31, 1, 0, 0, 0, 0, 0, 0, 0, 0x31, 2, 0, 0, 0, 0, 0, 0, 0])
+        #expect(String(buffer: try OTLPJSONEncoder.encode(packed, message: index)) == "{\"bucketCounts\":[\"1\",\"2\"]}")
+        #expect(String(buffer: try OTLPJSONEncoder.encode(unpacked, message: index)) == "{\"bucketCounts\":[\"1\",\"2\"]}")
+    }
+}

@@ -1,0 +1,69 @@
+import NIOCore
+import OTLPDCore
+import OTLPDWire
+import Testing
+
+struct WireValidatorTests {
+    @Test("counts items and resources", arguments: [(Signal.traces, 3, 2), (.metrics, 9, 2), (.logs, 3, 1)])
+    func countsItems(signal: Signal, items: Int, resources: Int) throws {
+        let summary = try WireValidator.validate(try Fixture.buffer("\(signal).binpb"), signal: signal)
+        #expect(summary == RequestSummary(itemCount: items, resourceCount: resources))
+    }
+
+    @Test func emptyRequestIsValid() throws {
+        #expect(try WireValidator.validate(ByteBuffer(), signal: .traces) == RequestSummary(itemCount: 0, resourceCount: 0))
+    }
+
+    @Test("every truncation of a valid request is refused or still a valid prefix")
+    func truncations() throws {
+        let payload = try Fixture.buffer("traces.binpb")
+        for length in 0..<payload.readableBytes {
+            let prefix = payload.getSlice(at: 0, length: length)!
+            // A cut exactly between two top-level fields is itself a valid request.
+            if let summary = try? WireValidator.validate(prefix, signal: .traces) {
+                #expect(summary.resourceCount <= 2)
+            }
+        }
+        // Cutting inside the first resource is always an error.
+        #expect(throws: WireError.self) {
+            try WireValidator.validate(payload.getSlice(at: 0, length: 10)!, signal: .traces)
+        }
+    }
+
+    @Test func refusesGarbage() {
+        for garbage: [UInt8] in [[0x0A, 0x05, 0x01], [0xFF, 0xFF, 0xFF], [0x0F], [0x0A, 0x02, 0x12, 0x7F], Array("{\"json\": true}".utf8)] {
+            #expect(throws: WireError.self, "\(garbage)") {
+                try WireValidator.validate(ByteBuffer(bytes: garbage), signal: .traces)
+            }
+        }
+    }
+
+    @Test func refusesNestingBeyondTheLimit() throws {
+        // AnyValue { array_value { values { array_value { ... } } } } 100 deep.
+        var inner: [UInt8] = [0x08, 0x01]  // bool_value = true
+        for _ in 0..<100 {
+            let array: [UInt8] = [0x0A] + varint(inner.count) + inner  // ArrayValue.values
+            inner = [0x2A] + varint(array.count) + array  // AnyValue.array_value
+        }
+        let index = WireSchema.shared.messageIndex("opentelemetry.proto.common.v1.AnyValue")
+        #expect(throws: WireError.self) { try WireValidator.validate(ByteBuffer(bytes: inner), message: index) }
+    }
+
+    @Test func keepsUnknownFields() throws {
+        // An unknown field 99 in the request, then a resource: valid, counted.
+        var payload = ByteBuffer(bytes: [0x98, 0x06, 0x01])
+        payload.writeBytes([0x0A, 0x00])
+        #expect(try WireValidator.validate(payload, signal: .logs) == RequestSummary(itemCount: 0, resourceCount: 1))
+    }
+}
+
+func varint(_ value: Int) -> [UInt8] {
+    var v = UInt64(value)
+    var out: [UInt8] = []
+    while v >= 0x80 {
+        out.append(UInt8(v & 0x7F) | 0x80)
+        v >>= 7
+    }
+    out.append(UInt8(v))
+    return out
+}
