@@ -1,0 +1,221 @@
+import NIOCore
+
+/// What the layer above provides to a server connection: body limits, and
+/// the handling of complete requests. Called on the connection's event loop.
+public protocol HTTP2ServerDelegate: AnyObject {
+    /// The largest body this request may send.
+    func bodyLimit(for head: HTTP2RequestHead) -> Int
+    /// The size the body will have, judged from its first bytes (gRPC's length prefix), to allocate once.
+    func expectedBodySize(for head: HTTP2RequestHead, prefix: ByteBuffer) -> ExpectedBodySize
+    /// A complete request. Answer through `responder`, from any thread.
+    func handle(_ request: HTTP2Request, responder: HTTP2Responder)
+    /// The response for a body over its limit.
+    func bodyTooLargeResponse(for head: HTTP2RequestHead) -> HTTP2Response
+    /// The connection failed: a protocol error or a client that is not speaking HTTP/2.
+    func connectionFailed(_ error: NGHTTP2Error)
+}
+
+/// Answers one stream, from any thread: the response is submitted on the
+/// connection's event loop.
+public struct HTTP2Responder: Sendable {
+    let handler: NIOLoopBound<HTTP2ServerHandler>
+    public let streamID: Int32
+
+    public func respond(_ response: HTTP2Response) {
+        let eventLoop = self.handler.eventLoop
+        if eventLoop.inEventLoop {
+            self.handler.value.respond(self.streamID, response)
+        } else {
+            let handler = self.handler
+            let streamID = self.streamID
+            eventLoop.execute { handler.value.respond(streamID, response) }
+        }
+    }
+}
+
+/// A server connection on nghttp2: the bytes of the socket go into the
+/// session, complete requests go to the delegate, responses come back through
+/// a responder. Output is gathered and written once per read burst.
+public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private let settings: HTTP2ServerSettings
+    private let delegate: any HTTP2ServerDelegate
+    private var session: NGHTTP2ServerSession?
+    private var state = HTTP2ServerConnection.StateMachine()
+    private var context: ChannelHandlerContext?
+    private var inReadBurst = false
+    private var outputPending = false
+    /// How long to wait for the PING answer before the final GOAWAY.
+    private let drainTimeout: TimeAmount
+
+    public init(settings: HTTP2ServerSettings, delegate: any HTTP2ServerDelegate, drainTimeout: TimeAmount = .seconds(1)) {
+        self.settings = settings
+        self.delegate = delegate
+        self.drainTimeout = drainTimeout
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        do {
+            let session = try NGHTTP2ServerSession(settings: self.settings)
+            session.policy = self.policy
+            self.session = session
+        } catch {
+            self.delegate.connectionFailed(error)
+            context.close(promise: nil)
+            return
+        }
+        // The server's SETTINGS go out at once, before the client's preface is read.
+        self.flushOutput()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.session = nil
+    }
+
+    private lazy var policy = Policy(delegate: self.delegate)
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let session = self.session else { return }
+        let bytes = self.unwrapInboundIn(data)
+        self.inReadBurst = true
+        let events: [NGHTTP2SessionEvent]
+        do {
+            events = try session.receive(bytes)
+        } catch {
+            self.delegate.connectionFailed(error)
+            self.inReadBurst = false
+            self.flushOutput()
+            context.close(promise: nil)
+            return
+        }
+        self.process(events, session: session, context: context)
+        self.outputPending = true
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        self.inReadBurst = false
+        if self.outputPending { self.flushOutput() }
+        context.fireChannelReadComplete()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        self.state.channelClosed()
+        context.fireChannelInactive()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            self.quiesce(context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func process(_ events: [NGHTTP2SessionEvent], session: NGHTTP2ServerSession, context: ChannelHandlerContext) {
+        for event in events {
+            switch event {
+            case .requestHead:
+                break
+            case .requestEnd(let id):
+                guard let request = session.takeRequest(id) else { continue }
+                let responder = HTTP2Responder(handler: NIOLoopBound(self, eventLoop: context.eventLoop), streamID: id)
+                self.delegate.handle(request, responder: responder)
+            case .bodyTooLarge(let id):
+                guard let head = session.head(of: id) else { continue }
+                self.respond(id, self.delegate.bodyTooLargeResponse(for: head))
+                // Tell the client to stop sending the rest.
+                session.resetStream(id, .noError)
+            case .streamClosed:
+                break
+            case .pingAcknowledged:
+                self.drainPointReached()
+            }
+        }
+    }
+
+    /// Submits a response; called on the event loop.
+    func respond(_ id: Int32, _ response: HTTP2Response) {
+        guard let session = self.session, self.context != nil else { return }
+        // The pipeline has the request: its bytes no longer count against the windows.
+        session.consume(id)
+        do {
+            try session.submitResponse(id, response)
+        } catch {
+            session.resetStream(id, .internalError)
+        }
+        if self.inReadBurst {
+            // Written once at the end of the burst, with everything else.
+            self.outputPending = true
+        } else {
+            self.flushOutput()
+        }
+    }
+
+    private func flushOutput() {
+        guard let session = self.session, let context = self.context else { return }
+        self.outputPending = false
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        do {
+            try session.pendingOutput(into: &buffer)
+        } catch {
+            self.delegate.connectionFailed(error)
+            context.close(promise: nil)
+            return
+        }
+        if buffer.readableBytes > 0 {
+            context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+        }
+        if self.state.outputWritten(sessionActive: session.isActive) == .close {
+            context.close(promise: nil)
+        }
+    }
+
+    private func quiesce(context: ChannelHandlerContext) {
+        guard let session = self.session else { return }
+        switch self.state.quiesceRequested() {
+        case .none:
+            return
+        case .sendShutdownNotice:
+            session.submitShutdownNotice()
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: self.drainTimeout) { loopBound.value.drainPointReached() }
+            self.flushOutput()
+        }
+    }
+
+    private func drainPointReached() {
+        guard let session = self.session else { return }
+        switch self.state.drainPointReached() {
+        case .none:
+            return
+        case .sendGoAway:
+            session.submitGoAway()
+            self.flushOutput()
+        }
+    }
+
+    /// Answers nghttp2's questions during reads by asking the delegate.
+    private final class Policy: NGHTTP2StreamPolicy {
+        unowned let delegate: any HTTP2ServerDelegate
+
+        init(delegate: any HTTP2ServerDelegate) {
+            self.delegate = delegate
+        }
+
+        func bodyLimit(for head: HTTP2RequestHead) -> Int {
+            self.delegate.bodyLimit(for: head)
+        }
+
+        func expectedBodySize(for head: HTTP2RequestHead, prefix: ByteBuffer) -> ExpectedBodySize {
+            self.delegate.expectedBodySize(for: head, prefix: prefix)
+        }
+    }
+}

@@ -1,0 +1,409 @@
+internal import CNGHTTP2
+import NIOCore
+
+/// What a server session advertises to its peer.
+public struct HTTP2ServerSettings: Sendable {
+    public var maxConcurrentStreams: UInt32
+    /// How much of one request body a client may send before the server
+    /// consumes it. At least the largest allowed body, so that one request
+    /// never waits on a window update mid-body.
+    public var initialStreamWindow: Int32
+    /// How many unanswered body bytes one connection may hold.
+    public var connectionWindow: Int32
+    public var maxFrameSize: UInt32
+    public var maxHeaderListSize: UInt32
+
+    public init(
+        maxConcurrentStreams: UInt32 = 100,
+        initialStreamWindow: Int32 = 16 << 20,
+        connectionWindow: Int32 = 64 << 20,
+        maxFrameSize: UInt32 = 256 << 10,
+        maxHeaderListSize: UInt32 = 64 << 10
+    ) {
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.initialStreamWindow = initialStreamWindow
+        self.connectionWindow = connectionWindow
+        self.maxFrameSize = maxFrameSize
+        self.maxHeaderListSize = maxHeaderListSize
+    }
+
+    /// Windows sized for bodies up to `maxBody` bytes.
+    public static func forBodies(upTo maxBody: Int) -> HTTP2ServerSettings {
+        let window = Int32(clamping: max(maxBody + 64 * 1024, 1 << 20))
+        return HTTP2ServerSettings(initialStreamWindow: window, connectionWindow: max(window, 64 << 20))
+    }
+}
+
+/// What the session learns while it reads, in order, for the handler to act
+/// on once nghttp2 has returned.
+enum NGHTTP2SessionEvent: Equatable {
+    case requestHead(Int32)
+    case requestEnd(Int32)
+    case bodyTooLarge(Int32)
+    case streamClosed(Int32, errorCode: UInt32)
+    case pingAcknowledged
+}
+
+/// The questions the session asks about each request while it reads.
+protocol NGHTTP2StreamPolicy: AnyObject {
+    func bodyLimit(for head: HTTP2RequestHead) -> Int
+    func expectedBodySize(for head: HTTP2RequestHead, prefix: ByteBuffer) -> ExpectedBodySize
+}
+
+/// An answer to "how large will this body be", from its first bytes.
+public enum ExpectedBodySize: Sendable, Equatable {
+    case needMoreBytes
+    case unknown
+    case bytes(Int)
+}
+
+/// One nghttp2 server session: bytes in through `receive`, events out,
+/// frames to send through `pendingOutput`. The only type that touches the
+/// nghttp2 C API; it must stay on one thread (its channel's event loop).
+final class NGHTTP2ServerSession {
+    final class Stream {
+        var head: HTTP2RequestHead
+        var body: ByteBuffer
+        var bodyLimit = Int.max
+        var sizeKnown = false
+        /// Body bytes nghttp2 delivered that the session has not yet given back to flow control.
+        var unconsumed = 0
+        /// Refused for its size: later data is dropped and given back at once.
+        var discarding = false
+        var responseBody: ByteBuffer?
+        var trailers: [HTTPHeaderField]?
+
+        init(id: Int32) {
+            self.head = HTTP2RequestHead(streamID: id)
+            self.body = ByteBuffer()
+        }
+    }
+
+    private var session: OpaquePointer?
+    private(set) var streams: [Int32: Stream] = [:]
+    private var events: [NGHTTP2SessionEvent] = []
+    weak var policy: (any NGHTTP2StreamPolicy)?
+
+    init(settings: HTTP2ServerSettings) throws(NGHTTP2Error) {
+        var callbacks: OpaquePointer?
+        try check(nghttp2_session_callbacks_new(&callbacks), "nghttp2_session_callbacks_new")
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        Self.install(callbacks)
+
+        var option: OpaquePointer?
+        try check(nghttp2_option_new(&option), "nghttp2_option_new")
+        defer { nghttp2_option_del(option) }
+        // Windows reopen when the pipeline has taken a request, not when bytes arrive.
+        nghttp2_option_set_no_auto_window_update(option, 1)
+
+        var session: OpaquePointer?
+        try check(
+            nghttp2_session_server_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option),
+            "nghttp2_session_server_new2")
+        self.session = session
+
+        var entries = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(settings.initialStreamWindow)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: settings.maxFrameSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+        ]
+        try check(nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count), "nghttp2_submit_settings")
+        try check(
+            nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, settings.connectionWindow),
+            "nghttp2_session_set_local_window_size")
+    }
+
+    deinit {
+        nghttp2_session_del(self.session)
+    }
+
+    // MARK: Reading
+
+    /// Feeds bytes from the peer; returns the events they caused.
+    func receive(_ buffer: ByteBuffer) throws(NGHTTP2Error) -> [NGHTTP2SessionEvent] {
+        let result = buffer.withUnsafeReadableBytes { raw in
+            nghttp2_session_mem_recv(self.session, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count)
+        }
+        try check(Int32(clamping: result), "nghttp2_session_mem_recv")
+        defer { self.events.removeAll(keepingCapacity: true) }
+        return self.events
+    }
+
+    /// The body of a finished request, handed over (the session keeps no copy).
+    func takeRequest(_ id: Int32) -> HTTP2Request? {
+        guard let stream = self.streams[id] else { return nil }
+        let body = stream.body
+        stream.body = ByteBuffer()
+        return HTTP2Request(head: stream.head, body: body)
+    }
+
+    func head(of id: Int32) -> HTTP2RequestHead? {
+        self.streams[id]?.head
+    }
+
+    /// Gives a stream's delivered body bytes back to flow control.
+    func consume(_ id: Int32) {
+        guard let stream = self.streams[id], stream.unconsumed > 0 else { return }
+        nghttp2_session_consume(self.session, id, stream.unconsumed)
+        stream.unconsumed = 0
+    }
+
+    // MARK: Writing
+
+    /// Queues a response; its body and trailers are sent as the peer's windows allow.
+    func submitResponse(_ id: Int32, _ response: HTTP2Response) throws(NGHTTP2Error) {
+        guard let stream = self.streams[id] else { return }
+        var fields = [HTTPHeaderField(":status", String(response.status))]
+        fields.append(contentsOf: response.headers)
+        let hasBody = response.body.map { $0.readableBytes > 0 } ?? false
+        if !hasBody && response.trailers == nil {
+            try Self.withNameValues(fields) { (nva, count) throws(NGHTTP2Error) in
+                try check(nghttp2_submit_response(self.session, id, nva, count, nil), "nghttp2_submit_response")
+            }
+            return
+        }
+        stream.responseBody = response.body ?? ByteBuffer()
+        stream.trailers = response.trailers
+        var provider = nghttp2_data_provider()
+        provider.read_callback = { _, streamID, buffer, length, flags, _, userData in
+            let session = Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+            return session.readResponseBody(streamID, buffer!, length, flags!)
+        }
+        try Self.withNameValues(fields) { (nva, count) throws(NGHTTP2Error) in
+            try check(nghttp2_submit_response(self.session, id, nva, count, &provider), "nghttp2_submit_response")
+        }
+    }
+
+    /// Stops a stream (after its response, to tell the client to stop sending).
+    func resetStream(_ id: Int32, _ code: HTTP2ErrorCode) {
+        nghttp2_submit_rst_stream(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, code.rawValue)
+    }
+
+    /// The first step of a graceful close: a GOAWAY that admits every stream
+    /// already under way, and a PING whose answer says the peer has seen it.
+    func submitShutdownNotice() {
+        nghttp2_submit_shutdown_notice(self.session)
+        nghttp2_submit_ping(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+    }
+
+    /// The final GOAWAY: streams after the last one processed are refused.
+    func submitGoAway(_ code: HTTP2ErrorCode = .noError) {
+        let last = nghttp2_session_get_last_proc_stream_id(self.session)
+        nghttp2_submit_goaway(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, code.rawValue, nil, 0)
+    }
+
+    /// Frames ready to send, appended to `buffer`. nghttp2's pointer is valid
+    /// only until its next call, so each chunk is copied at once.
+    func pendingOutput(into buffer: inout ByteBuffer) throws(NGHTTP2Error) {
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let count = nghttp2_session_mem_send(self.session, &data)
+            try check(Int32(clamping: count), "nghttp2_session_mem_send")
+            guard count > 0, let data else { return }
+            buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
+        }
+    }
+
+    /// False once the session is finished (GOAWAY exchanged, no streams left).
+    var isActive: Bool {
+        nghttp2_session_want_read(self.session) != 0 || nghttp2_session_want_write(self.session) != 0
+    }
+
+    var openStreamCount: Int { self.streams.count }
+
+    // MARK: Callbacks
+
+    private static func install(_ callbacks: OpaquePointer?) {
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+            Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onBeginHeaders(frame!)
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
+            let session = Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+            return session.onHeader(
+                frame!, UnsafeBufferPointer(start: name, count: nameLength), UnsafeBufferPointer(start: value, count: valueLength))
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+            Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onFrame(frame!)
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
+            let session = Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+            return session.onData(streamID, UnsafeRawBufferPointer(start: data, count: length))
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
+            Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onStreamClose(streamID, errorCode)
+        }
+    }
+
+    private func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+            let id = frame.pointee.hd.stream_id
+            self.streams[id] = Stream(id: id)
+        }
+        return 0
+    }
+
+    private func onHeader(
+        _ frame: UnsafePointer<nghttp2_frame>,
+        _ name: UnsafeBufferPointer<UInt8>,
+        _ value: UnsafeBufferPointer<UInt8>
+    ) -> Int32 {
+        // Trailers a client sends after its body are not needed.
+        guard frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST, let stream = self.streams[frame.pointee.hd.stream_id] else {
+            return 0
+        }
+        let valueText = String(decoding: value, as: UTF8.self)
+        if name.first == UInt8(ascii: ":") {
+            switch String(decoding: name, as: UTF8.self) {
+            case ":method": stream.head.method = valueText
+            case ":path": stream.head.path = valueText
+            case ":scheme": stream.head.scheme = valueText
+            case ":authority": stream.head.authority = valueText
+            default: break
+            }
+        } else {
+            stream.head.headers.append(HTTPHeaderField(String(decoding: name, as: UTF8.self), valueText))
+        }
+        return 0
+    }
+
+    private func onFrame(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let header = frame.pointee.hd
+        let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(header.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            guard let stream = self.streams[header.stream_id] else { return 0 }
+            if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+                stream.bodyLimit = self.policy?.bodyLimit(for: stream.head) ?? Int.max
+                if let length = stream.head.header("content-length").flatMap(Int.init) {
+                    if length > stream.bodyLimit {
+                        self.refuse(stream)
+                    } else {
+                        stream.body.reserveCapacity(length)
+                        stream.sizeKnown = true
+                    }
+                }
+                self.events.append(.requestHead(header.stream_id))
+            }
+            if endStream && !stream.discarding { self.events.append(.requestEnd(header.stream_id)) }
+        case NGHTTP2_DATA.rawValue:
+            if endStream, let stream = self.streams[header.stream_id], !stream.discarding {
+                self.events.append(.requestEnd(header.stream_id))
+            }
+        case NGHTTP2_PING.rawValue:
+            if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { self.events.append(.pingAcknowledged) }
+        default:
+            break
+        }
+        return 0
+    }
+
+    private func onData(_ id: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
+        guard let stream = self.streams[id], !stream.discarding else {
+            nghttp2_session_consume(self.session, id, data.count)
+            return 0
+        }
+        stream.unconsumed += data.count
+        guard stream.body.readableBytes + data.count <= stream.bodyLimit else {
+            self.refuse(stream)
+            return 0
+        }
+        stream.body.writeBytes(data)
+        if !stream.sizeKnown, let policy = self.policy {
+            switch policy.expectedBodySize(for: stream.head, prefix: stream.body) {
+            case .needMoreBytes:
+                break
+            case .unknown:
+                stream.sizeKnown = true
+            case .bytes(let size):
+                stream.sizeKnown = true
+                if size > stream.bodyLimit {
+                    self.refuse(stream)
+                } else {
+                    stream.body.reserveCapacity(size)
+                }
+            }
+        }
+        return 0
+    }
+
+    /// Drops a body that is over its limit and reports it once.
+    private func refuse(_ stream: Stream) {
+        stream.discarding = true
+        stream.body = ByteBuffer()
+        self.consume(stream.head.streamID)
+        self.events.append(.bodyTooLarge(stream.head.streamID))
+    }
+
+    private func onStreamClose(_ id: Int32, _ errorCode: UInt32) -> Int32 {
+        if let stream = self.streams.removeValue(forKey: id), stream.unconsumed > 0 {
+            nghttp2_session_consume_connection(self.session, stream.unconsumed)
+        }
+        self.events.append(.streamClosed(id, errorCode: errorCode))
+        return 0
+    }
+
+    private func readResponseBody(
+        _ id: Int32,
+        _ buffer: UnsafeMutablePointer<UInt8>,
+        _ length: Int,
+        _ flags: UnsafeMutablePointer<UInt32>
+    ) -> Int {
+        guard let stream = self.streams[id], var body = stream.responseBody else {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            return 0
+        }
+        let count = min(length, body.readableBytes)
+        body.readWithUnsafeReadableBytes { raw in
+            if count > 0 { buffer.update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count) }
+            return count
+        }
+        stream.responseBody = body
+        if body.readableBytes == 0 {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            if let trailers = stream.trailers {
+                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                _ = Self.withNameValues(trailers) { nva, nvCount in
+                    nghttp2_submit_trailer(self.session, id, nva, nvCount)
+                }
+            }
+        }
+        return count
+    }
+
+    /// Header fields as nghttp2_nv entries pointing into one byte array
+    /// (nghttp2 copies them during the call).
+    private static func withNameValues<Result, Failure: Error>(
+        _ fields: [HTTPHeaderField],
+        _ body: (UnsafePointer<nghttp2_nv>, Int) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        var storage: [UInt8] = []
+        var spans: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
+        spans.reserveCapacity(fields.count)
+        for field in fields {
+            let name = storage.count
+            storage.append(contentsOf: field.name.utf8)
+            let value = storage.count
+            storage.append(contentsOf: field.value.utf8)
+            spans.append((name, value - name, value, storage.count - value))
+        }
+        storage.append(0)  // never empty, so the base address exists
+        let outcome: Swift.Result<Result, Failure> = storage.withUnsafeMutableBufferPointer { bytes in
+            let base = bytes.baseAddress!
+            let nva = spans.map { span in
+                nghttp2_nv(
+                    name: base + span.name, value: base + span.value, namelen: span.nameLength,
+                    valuelen: span.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            return nva.withUnsafeBufferPointer { entries in
+                do throws(Failure) {
+                    return .success(try body(entries.baseAddress!, entries.count))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }
+        return try outcome.get()
+    }
+}

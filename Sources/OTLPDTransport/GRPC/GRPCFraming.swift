@@ -1,0 +1,120 @@
+import NIOCore
+import OTLPDHTTP2
+
+/// gRPC's message framing and status over HTTP/2: a 5-byte prefix (a
+/// compressed flag and a big-endian length) before each message, and the
+/// status in trailers.
+public enum GRPCFraming {
+    public static let prefixLength = 5
+
+    /// The total body size stated by a message prefix, once 5 bytes are in.
+    public static func expectedBodySize(prefix: ByteBuffer) -> ExpectedBodySize {
+        guard prefix.readableBytes >= Self.prefixLength, let length = prefix.getInteger(at: prefix.readerIndex + 1, as: UInt32.self) else {
+            return .needMoreBytes
+        }
+        return .bytes(Int(length) + Self.prefixLength)
+    }
+
+    public enum DeframeError: Error, Equatable {
+        case truncated
+        case trailingData
+    }
+
+    /// The one message of a unary request body, and whether it is compressed.
+    public static func deframe(_ body: ByteBuffer) throws(DeframeError) -> (compressed: Bool, message: ByteBuffer) {
+        var body = body
+        guard let flag = body.readInteger(as: UInt8.self), let length = body.readInteger(as: UInt32.self),
+            let message = body.readSlice(length: Int(length))
+        else {
+            throw .truncated
+        }
+        guard body.readableBytes == 0 else { throw .trailingData }
+        return (flag & 1 == 1, message)
+    }
+
+    /// A message with its prefix.
+    public static func frame(_ message: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var framed = allocator.buffer(capacity: message.readableBytes + Self.prefixLength)
+        framed.writeInteger(UInt8(0))
+        framed.writeInteger(UInt32(message.readableBytes))
+        framed.writeImmutableBuffer(message)
+        return framed
+    }
+
+    /// gRPC status codes (grpc/doc/statuscodes.md).
+    public enum StatusCode: Int, Sendable {
+        case ok = 0
+        case cancelled = 1
+        case unknown = 2
+        case invalidArgument = 3
+        case deadlineExceeded = 4
+        case notFound = 5
+        case resourceExhausted = 8
+        case failedPrecondition = 9
+        case unimplemented = 12
+        case `internal` = 13
+        case unavailable = 14
+        case unauthenticated = 16
+    }
+
+    /// A successful unary response: headers, the framed message, `grpc-status: 0`.
+    public static func okResponse(_ message: ByteBuffer) -> ServerResponse {
+        ServerResponse(
+            status: 200,
+            headers: [HTTPHeaderField("content-type", "application/grpc"), HTTPHeaderField("grpc-accept-encoding", "gzip,zstd,identity")],
+            body: Self.frame(message),
+            trailers: [HTTPHeaderField("grpc-status", "0")])
+    }
+
+    /// A trailers-only error response. `details` is a serialized
+    /// `google.rpc.Status`, sent in `grpc-status-details-bin`.
+    public static func errorResponse(_ code: StatusCode, message: String, details: ByteBuffer? = nil) -> ServerResponse {
+        var headers = [
+            HTTPHeaderField("content-type", "application/grpc"),
+            HTTPHeaderField("grpc-status", String(code.rawValue)),
+            HTTPHeaderField("grpc-message", Self.percentEncode(message)),
+        ]
+        if let details {
+            headers.append(HTTPHeaderField("grpc-status-details-bin", Self.base64NoPadding(details)))
+        }
+        return ServerResponse(status: 200, headers: headers)
+    }
+
+    /// grpc-message is percent-encoded: printable ASCII except '%' passes through.
+    static func percentEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            if byte >= 0x20 && byte <= 0x7E && byte != UInt8(ascii: "%") {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+
+    static func base64NoPadding(_ buffer: ByteBuffer) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        let bytes = Array(buffer.readableBytesView)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            let b0 = UInt32(bytes[i])
+            let b1 = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
+            let b2 = i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0
+            let v = b0 << 16 | b1 << 8 | b2
+            out.append(alphabet[Int(v >> 18 & 63)])
+            out.append(alphabet[Int(v >> 12 & 63)])
+            if i + 1 < bytes.count { out.append(alphabet[Int(v >> 6 & 63)]) }
+            if i + 2 < bytes.count { out.append(alphabet[Int(v & 63)]) }
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        self.count >= width ? self : String(repeating: "0", count: width - self.count) + self
+    }
+}

@@ -1,0 +1,130 @@
+import NIOCore
+import NIOHTTP1
+import OTLPDHTTP2
+
+/// Serves HTTP/1.1 requests (after NIO's HTTP/1 codec): gathers each body
+/// within its limit, answers `Expect: 100-continue`, runs the request
+/// handler, writes the response, and keeps the connection alive unless the
+/// client or a shutdown says otherwise.
+final class HTTP1ServerHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(ServerRequestHead, ByteBuffer, limit: Int, keepAlive: Bool)
+        /// Refused (too large): the rest of the body is read and dropped, then the connection closes.
+        case discarding
+        case waitingForResponse(keepAlive: Bool)
+    }
+
+    private let handler: any RequestHandler
+    private let client: ClientInfo
+    private var state = State.idle
+    private var quiescing = false
+
+    init(handler: any RequestHandler, client: ClientInfo) {
+        self.handler = handler
+        self.client = client
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            let headers = head.headers.map { HTTPHeaderField($0.name.lowercased(), $0.value) }
+            let serverHead = ServerRequestHead(method: head.method.rawValue, path: head.uri, headers: headers, version: .http1, client: self.client)
+            let limit = self.handler.bodyLimit(for: serverHead)
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+                self.refuseTooLarge(serverHead, limit: limit, context: context)
+                return
+            }
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            }
+            var body = context.channel.allocator.buffer(capacity: 0)
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > 0 {
+                body.reserveCapacity(length)
+            }
+            self.state = .receiving(serverHead, body, limit: limit, keepAlive: head.isKeepAlive)
+        case .body(var chunk):
+            guard case .receiving(let head, var body, let limit, let keepAlive) = self.state else { return }
+            guard body.readableBytes + chunk.readableBytes <= limit else {
+                self.refuseTooLarge(head, limit: limit, context: context)
+                return
+            }
+            self.state = .idle  // drop the reference so the write below does not copy
+            body.writeBuffer(&chunk)
+            self.state = .receiving(head, body, limit: limit, keepAlive: keepAlive)
+        case .end:
+            switch self.state {
+            case .receiving(let head, let body, _, let keepAlive):
+                self.state = .waitingForResponse(keepAlive: keepAlive)
+                self.dispatch(ServerRequest(head: head, body: body), context: context)
+            case .discarding:
+                context.close(promise: nil)
+            case .idle, .waitingForResponse:
+                break
+            }
+        }
+    }
+
+    private func dispatch(_ request: ServerRequest, context: ChannelHandlerContext) {
+        let handler = self.handler
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        Task.immediate {
+            let response = await handler.handle(request)
+            if loopBound.eventLoop.inEventLoop {
+                loopBound.value.0.write(response, context: loopBound.value.1)
+            } else {
+                loopBound.eventLoop.execute { loopBound.value.0.write(response, context: loopBound.value.1) }
+            }
+        }
+    }
+
+    private func refuseTooLarge(_ head: ServerRequestHead, limit: Int, context: ChannelHandlerContext) {
+        self.state = .discarding
+        self.write(self.handler.bodyTooLarge(head, limit: limit), context: context, forceClose: true)
+    }
+
+    private func write(_ response: ServerResponse, context: ChannelHandlerContext, forceClose: Bool = false) {
+        guard context.channel.isActive else { return }
+        var keepAlive = !forceClose && !self.quiescing
+        if case .waitingForResponse(let clientKeepAlive) = self.state {
+            keepAlive = keepAlive && clientKeepAlive
+            self.state = .idle
+        }
+        var headers = HTTPHeaders()
+        for field in response.headers { headers.add(name: field.name, value: field.value) }
+        headers.replaceOrAdd(name: "content-length", value: String(response.body?.readableBytes ?? 0))
+        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        if let body = response.body, body.readableBytes > 0 {
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        if keepAlive {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            // Close once the answer is out (and, for a refusal, before reading the rest of the body).
+            let channel = context.channel
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        self.quiescing = true
+        // An idle connection closes now; a busy one after its response.
+        if case .idle = self.state { context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError {
+            self.handler.connectionFailed(client: self.client, reason: "not a valid HTTP/1.1 request (\(error))")
+        }
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,49 @@
+import NIOCore
+import OTLPDHTTP2
+
+/// Connects one nghttp2 server connection to the request handler: turns
+/// HTTP/2 requests into `ServerRequest`s and runs the handler for each.
+final class HTTP2RequestBridge: HTTP2ServerDelegate {
+    let handler: any RequestHandler
+    let client: ClientInfo
+
+    init(handler: any RequestHandler, client: ClientInfo) {
+        self.handler = handler
+        self.client = client
+    }
+
+    private func serverHead(_ head: HTTP2RequestHead) -> ServerRequestHead {
+        ServerRequestHead(method: head.method, path: head.path, headers: head.headers, version: .http2, client: self.client)
+    }
+
+    func bodyLimit(for head: HTTP2RequestHead) -> Int {
+        self.handler.bodyLimit(for: self.serverHead(head))
+    }
+
+    func expectedBodySize(for head: HTTP2RequestHead, prefix: ByteBuffer) -> ExpectedBodySize {
+        guard self.serverHead(head).isGRPC else { return .unknown }
+        return GRPCFraming.expectedBodySize(prefix: prefix)
+    }
+
+    func handle(_ request: HTTP2Request, responder: HTTP2Responder) {
+        let serverRequest = ServerRequest(head: self.serverHead(request.head), body: request.body)
+        let handler = self.handler
+        // Runs on this event loop until the pipeline first waits, so a request
+        // that no stage holds is answered without a thread hop.
+        Task.immediate {
+            let response = await handler.handle(serverRequest)
+            responder.respond(HTTP2Response(status: response.status, headers: response.headers, body: response.body, trailers: response.trailers))
+        }
+    }
+
+    func bodyTooLargeResponse(for head: HTTP2RequestHead) -> HTTP2Response {
+        let head = self.serverHead(head)
+        let response = self.handler.bodyTooLarge(head, limit: self.handler.bodyLimit(for: head))
+        return HTTP2Response(status: response.status, headers: response.headers, body: response.body, trailers: response.trailers)
+    }
+
+    func connectionFailed(_ error: NGHTTP2Error) {
+        let reason = error.isBadClientMagic ? "did not start with the HTTP/2 connection preface" : "HTTP/2 protocol error: \(error)"
+        self.handler.connectionFailed(client: self.client, reason: reason)
+    }
+}

@@ -1,0 +1,174 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import OTLPDHTTP2
+
+/// Where and how to listen.
+public struct ListenerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var role: ListenerRole
+    public var tls: TLSServerConfiguration?
+    public var http2: HTTP2ServerSettings
+
+    public init(host: String, port: Int, role: ListenerRole, tls: TLSServerConfiguration? = nil, http2: HTTP2ServerSettings = HTTP2ServerSettings()) {
+        self.host = host
+        self.port = port
+        self.role = role
+        self.tls = tls
+        self.http2 = http2
+    }
+}
+
+/// One listening socket. Each accepted connection gets TCP_NODELAY, TLS if
+/// configured, then the sniffer that installs HTTP/2 (nghttp2) or HTTP/1.1.
+/// Stopping is in two steps, as a graceful shutdown needs: stop accepting
+/// and ask every connection to finish (`quiesce`), then wait for them.
+public final class Listener: Sendable {
+    public let configuration: ListenerConfiguration
+    public let localAddress: SocketAddress
+    private let serverChannel: any Channel
+    private let connections: Connections
+
+    private final class Connections: Sendable {
+        private let state = NIOLockedValueBox(State())
+
+        struct State {
+            var channels: [ObjectIdentifier: any Channel] = [:]
+            var quiescing = false
+        }
+
+        func add(_ channel: any Channel) {
+            let quiesceNow = self.state.withLockedValue { state in
+                state.channels[ObjectIdentifier(channel)] = channel
+                return state.quiescing
+            }
+            if quiesceNow { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+            channel.closeFuture.whenComplete { _ in self.remove(channel) }
+        }
+
+        private func remove(_ channel: any Channel) {
+            self.state.withLockedValue { _ = $0.channels.removeValue(forKey: ObjectIdentifier(channel)) }
+        }
+
+        func quiesceAll() {
+            let channels = self.state.withLockedValue { state in
+                state.quiescing = true
+                return Array(state.channels.values)
+            }
+            for channel in channels { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        }
+
+        func closeAll() {
+            let channels = self.state.withLockedValue { Array($0.channels.values) }
+            for channel in channels { channel.close(promise: nil) }
+        }
+
+        var count: Int { self.state.withLockedValue { $0.channels.count } }
+    }
+
+    private init(configuration: ListenerConfiguration, serverChannel: any Channel, connections: Connections) {
+        self.configuration = configuration
+        self.serverChannel = serverChannel
+        self.localAddress = serverChannel.localAddress!
+        self.connections = connections
+    }
+
+    /// Binds and starts accepting. Throws if the address cannot be bound or the TLS files cannot be used.
+    public static func start(
+        _ configuration: ListenerConfiguration,
+        handler: any RequestHandler,
+        group: any EventLoopGroup
+    ) async throws -> Listener {
+        let sslContext = try configuration.tls?.makeContext()
+        let connections = Connections()
+        let http2Settings = configuration.http2
+        let role = configuration.role
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                connections.add(channel)
+                let remote = channel.remoteAddress
+                let client = ClientInfo(
+                    address: remote?.ipAddress ?? "unknown",
+                    endpoint: remote.map { "\($0.ipAddress ?? "unknown"):\($0.port ?? 0)" } ?? "unknown",
+                    role: role,
+                    localPort: channel.localAddress?.port ?? 0,
+                    isTLS: sslContext != nil)
+                do {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let sslContext {
+                        try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
+                        try pipeline.addHandler(TLSErrorReporter(handler: handler, client: client))
+                    }
+                    try pipeline.addHandler(
+                        ProtocolSniffer(
+                            makeHTTP2Handler: {
+                                HTTP2ServerHandler(settings: http2Settings, delegate: HTTP2RequestBridge(handler: handler, client: client))
+                            },
+                            makeHTTP1Handler: { HTTP1ServerHandler(handler: handler, client: client) },
+                            onPlaintextTLS: {
+                                handler.connectionFailed(client: client, reason: "sent a TLS handshake to a listener without TLS")
+                            }))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        return Listener(configuration: configuration, serverChannel: channel, connections: connections)
+    }
+
+    /// Stops accepting and asks every connection to finish what it has
+    /// started: HTTP/2 sends GOAWAY, HTTP/1.1 closes after its response.
+    public func quiesce() async {
+        try? await self.serverChannel.close()
+        self.connections.quiesceAll()
+    }
+
+    /// Waits for every connection to close; false if `timeout` passed first.
+    public func waitForConnections(timeout: Duration) async -> Bool {
+        // Shutdown is rare and short: a poll is simpler than waking waiters from close callbacks.
+        let deadline = ContinuousClock.now + timeout
+        while self.connections.count > 0 {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+
+    /// Closes whatever is still open.
+    public func closeAll() {
+        self.connections.closeAll()
+    }
+
+    public var openConnectionCount: Int { self.connections.count }
+}
+
+/// Reports TLS handshake failures with the client's address.
+private final class TLSErrorReporter: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let handler: any RequestHandler
+    let client: ClientInfo
+
+    init(handler: any RequestHandler, client: ClientInfo) {
+        self.handler = handler
+        self.client = client
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is NIOSSLError || error is BoringSSLError {
+            self.handler.connectionFailed(client: self.client, reason: "TLS handshake failed: \(error)")
+        }
+        context.fireErrorCaught(error)
+    }
+}

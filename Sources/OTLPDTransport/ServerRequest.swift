@@ -1,0 +1,100 @@
+import NIOCore
+import OTLPDHTTP2
+
+/// Which protocol a listener was configured for: the port a user meant for
+/// OTLP/gRPC (4317) or OTLP/HTTP (4318). Both serve both; the role only
+/// tells when a client mixed them up.
+public enum ListenerRole: String, Sendable, Hashable {
+    case grpc
+    case http
+}
+
+/// How the request arrived.
+public enum WireProtocol: String, Sendable {
+    case http1 = "HTTP/1.1"
+    case http2 = "HTTP/2"
+}
+
+/// Who sent a request, and where.
+public struct ClientInfo: Sendable, Hashable {
+    /// The peer's IP address (without port), for per-client warnings.
+    public var address: String
+    /// `address:port`, for log lines.
+    public var endpoint: String
+    public var role: ListenerRole
+    /// The port the request came in on.
+    public var localPort: Int
+    public var isTLS: Bool
+
+    public init(address: String, endpoint: String, role: ListenerRole, localPort: Int, isTLS: Bool) {
+        self.address = address
+        self.endpoint = endpoint
+        self.role = role
+        self.localPort = localPort
+        self.isTLS = isTLS
+    }
+}
+
+/// A request's head, the same for HTTP/1.1 and HTTP/2.
+public struct ServerRequestHead: Sendable {
+    public var method: String
+    public var path: String
+    /// Lowercase names.
+    public var headers: [HTTPHeaderField]
+    public var version: WireProtocol
+    public var client: ClientInfo
+
+    public init(method: String, path: String, headers: [HTTPHeaderField], version: WireProtocol, client: ClientInfo) {
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.version = version
+        self.client = client
+    }
+
+    public func header(_ name: String) -> String? {
+        self.headers.first(where: { $0.name == name })?.value
+    }
+
+    /// A gRPC call: HTTP/2 with a gRPC content type.
+    public var isGRPC: Bool {
+        self.version == .http2 && (self.header("content-type")?.lowercased().hasPrefix("application/grpc") ?? false)
+    }
+}
+
+public struct ServerRequest: Sendable {
+    public var head: ServerRequestHead
+    public var body: ByteBuffer
+
+    public init(head: ServerRequestHead, body: ByteBuffer) {
+        self.head = head
+        self.body = body
+    }
+}
+
+/// A response for either HTTP version. Trailers exist on HTTP/2 only (gRPC status).
+public struct ServerResponse: Sendable {
+    public var status: Int
+    public var headers: [HTTPHeaderField]
+    public var body: ByteBuffer?
+    public var trailers: [HTTPHeaderField]?
+
+    public init(status: Int, headers: [HTTPHeaderField] = [], body: ByteBuffer? = nil, trailers: [HTTPHeaderField]? = nil) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.trailers = trailers
+    }
+}
+
+/// The seam between transport and receiver: the listener hands it each
+/// complete request and sends back what it answers.
+public protocol RequestHandler: Sendable {
+    /// The largest body (as sent, before decompression) a request may carry.
+    func bodyLimit(for head: ServerRequestHead) -> Int
+    /// The answer to a body over its limit (413, or gRPC RESOURCE_EXHAUSTED).
+    func bodyTooLarge(_ head: ServerRequestHead, limit: Int) -> ServerResponse
+    func handle(_ request: ServerRequest) async -> ServerResponse
+    /// A connection that failed before a request: not HTTP, a protocol error, a TLS failure.
+    func connectionFailed(client: ClientInfo, reason: String)
+}
