@@ -1,0 +1,176 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import OTLPDCore
+import OTLPDWire
+
+/// Gathers requests into larger batches, by count or after `timeout`.
+///
+/// Acknowledged means kept: a request's caller waits until the batch that
+/// holds its data has been handed on (and the next stage kept it), and gets
+/// that stage's error if it failed. Nothing is answered early and dropped
+/// later. Shutdown sends whatever is held.
+public final class BatchProcessor: Processor {
+    let configuration: BatchProcessorConfiguration
+    let signal: Signal
+    let next: any Consumer
+    let eventLoop: any EventLoop
+    private let state = NIOLockedValueBox(State())
+
+    typealias Waiter = CheckedContinuation<Result<Void, ConsumeError>, Never>
+
+    struct State {
+        var batches: [TelemetryBatch] = []
+        var items = 0
+        var waiters: [Waiter] = []
+        var timer: Scheduled<Void>?
+        /// Bumped on each send, so that a timer armed for an earlier batch does nothing.
+        var generation = 0
+        var inFlight = 0
+    }
+
+    public init(configuration: BatchProcessorConfiguration, signal: Signal, next: any Consumer, eventLoop: any EventLoop) {
+        self.configuration = configuration
+        self.signal = signal
+        self.next = next
+        self.eventLoop = eventLoop
+    }
+
+    public func start() async throws {}
+
+    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+        if self.configuration.timeout == .zero && self.configuration.sendBatchMaxSize == 0 {
+            // Nothing to wait for: hand it on in this task.
+            try await self.next.consume(batch)
+            return
+        }
+        let result = await withCheckedContinuation { (waiter: Waiter) in
+            let full = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
+                state.batches.append(batch)
+                state.items += batch.itemCount
+                state.waiters.append(waiter)
+                if state.items >= self.configuration.sendBatchSize || self.configuration.timeout == .zero {
+                    return Self.takeAll(&state)
+                }
+                if state.timer == nil {
+                    let generation = state.generation
+                    let delay = TimeAmount.nanoseconds(self.configuration.timeout.nanosecondsValue)
+                    state.timer = self.eventLoop.scheduleTask(in: delay) { self.timerFired(generation) }
+                }
+                return nil
+            }
+            if let (batches, waiters) = full {
+                self.send(batches, waiters)
+            }
+        }
+        try result.get()
+    }
+
+    private static func takeAll(_ state: inout State) -> ([TelemetryBatch], [Waiter]) {
+        defer {
+            state.batches = []
+            state.items = 0
+            state.waiters = []
+            state.timer?.cancel()
+            state.timer = nil
+            state.generation += 1
+            state.inFlight += 1
+        }
+        return (state.batches, state.waiters)
+    }
+
+    private func timerFired(_ generation: Int) {
+        let due = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
+            guard state.generation == generation, !state.batches.isEmpty else { return nil }
+            return Self.takeAll(&state)
+        }
+        if let (batches, waiters) = due { self.send(batches, waiters) }
+    }
+
+    /// Hands the gathered requests on as one batch (or several, within the
+    /// maximum size), then answers every waiter with the outcome.
+    private func send(_ batches: [TelemetryBatch], _ waiters: [Waiter]) {
+        let next = self.next
+        let parts = Self.merge(batches, signal: self.signal, maxItems: self.configuration.sendBatchMaxSize)
+        Task {
+            var outcome: Result<Void, ConsumeError> = .success(())
+            for part in parts {
+                do throws(ConsumeError) {
+                    try await next.consume(part)
+                } catch {
+                    outcome = .failure(error)
+                }
+            }
+            self.state.withLockedValue { $0.inFlight -= 1 }
+            for waiter in waiters { waiter.resume(returning: outcome) }
+        }
+    }
+
+    /// Concatenated requests are one valid request: merging copies bytes,
+    /// and splitting for `maxItems` happens at resource boundaries.
+    static func merge(_ batches: [TelemetryBatch], signal: Signal, maxItems: Int) -> [TelemetryBatch] {
+        if batches.count == 1 && (maxItems == 0 || batches[0].itemCount <= maxItems) { return batches }
+        var parts: [TelemetryBatch] = []
+        var current = ByteBuffer()
+        var currentItems = 0
+        func flushCurrent() {
+            if current.readableBytes > 0 || currentItems > 0 {
+                parts.append(TelemetryBatch(signal: signal, payload: current, itemCount: currentItems))
+            }
+            current = ByteBuffer()
+            currentItems = 0
+        }
+        let total = batches.reduce(0) { $0 + $1.payload.readableBytes }
+        current.reserveCapacity(maxItems == 0 ? total : min(total, 1 << 20))
+        for batch in batches {
+            if maxItems == 0 || currentItems + batch.itemCount <= maxItems {
+                current.writeImmutableBuffer(batch.payload)
+                currentItems += batch.itemCount
+                continue
+            }
+            // Too big to join whole: go resource by resource.
+            for resource in ResourceSplitter.split(batch.payload, attribute: "service.name") {
+                let items = (try? WireValidator.validate(resource.request, signal: signal).itemCount) ?? 0
+                if currentItems > 0 && currentItems + items > maxItems { flushCurrent() }
+                current.writeImmutableBuffer(resource.request)
+                currentItems += items
+            }
+        }
+        flushCurrent()
+        return parts
+    }
+
+    public func shutdown() async {
+        let held = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
+            state.batches.isEmpty ? nil : Self.takeAll(&state)
+        }
+        if let (batches, waiters) = held { self.send(batches, waiters) }
+        // Wait for every send under way, so the exporters see it all before they stop.
+        while self.state.withLockedValue({ $0.inFlight > 0 }) {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+}
+
+/// Builds `batch` processors.
+public struct BatchProcessorFactory: ProcessorFactory {
+    public let type = "batch"
+    public let signals: Set<Signal> = Set(Signal.allCases)
+
+    public init() {}
+
+    public func decode(_ reader: ConfigReader) -> ComponentConfiguration {
+        BatchProcessorConfiguration.decode(reader)
+    }
+
+    public func makeProcessor(
+        _ configuration: ComponentConfiguration,
+        signal: Signal,
+        next: any Consumer,
+        settings: ComponentSettings
+    ) throws -> any Processor {
+        BatchProcessor(
+            configuration: configuration as! BatchProcessorConfiguration, signal: signal, next: next,
+            eventLoop: settings.eventLoopGroup.next())
+    }
+}

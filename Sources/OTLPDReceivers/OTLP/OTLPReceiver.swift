@@ -1,0 +1,114 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import OTLPDCore
+import OTLPDHTTP2
+import OTLPDTransport
+
+/// The `otlp` receiver: a listener per configured protocol, both answering
+/// OTLP/gRPC and OTLP/HTTP through one request handler.
+public final class OTLPReceiver: Receiver {
+    let configuration: OTLPReceiverConfiguration
+    let settings: ComponentSettings
+    let handler: OTLPRequestHandler
+    private let listeners = NIOLockedValueBox<[Listener]>([])
+
+    public init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings) {
+        self.configuration = configuration
+        self.settings = settings
+        self.handler = OTLPRequestHandler(configuration: configuration, consumers: consumers, logger: settings.logger)
+    }
+
+    /// The addresses actually bound, once started: (role, address).
+    public var boundAddresses: [(ListenerRole, SocketAddress)] {
+        self.listeners.withLockedValue { $0.map { ($0.configuration.role, $0.localAddress) } }
+    }
+
+    public func start() async throws {
+        var specs: [ListenerConfiguration] = []
+        if let grpc = self.configuration.grpc {
+            var http2 = HTTP2ServerSettings.forBodies(upTo: grpc.maxReceiveMessageBytes + 5)
+            http2.maxConcurrentStreams = UInt32(grpc.maxConcurrentStreams)
+            specs.append(ListenerConfiguration(host: grpc.endpoint.host, port: grpc.endpoint.port, role: .grpc, tls: grpc.tls, http2: http2))
+        }
+        if let http = self.configuration.http {
+            specs.append(
+                ListenerConfiguration(
+                    host: http.endpoint.host, port: http.endpoint.port, role: .http, tls: http.tls,
+                    http2: HTTP2ServerSettings.forBodies(upTo: http.maxRequestBodyBytes)))
+        }
+        for spec in specs {
+            let listener: Listener
+            do {
+                listener = try await Listener.start(spec, handler: self.handler, group: self.settings.eventLoopGroup)
+            } catch {
+                await self.stopAccepting()
+                throw ReceiverStartError(endpoint: "\(spec.host):\(spec.port)", role: spec.role, underlying: error)
+            }
+            self.listeners.withLockedValue { $0.append(listener) }
+            let port = listener.localAddress.port
+            self.handler.ports.withLockedValue { ports in
+                if spec.role == .grpc { ports.grpc = port } else { ports.http = port }
+            }
+            let endpoint = Endpoint(host: spec.host, port: port ?? spec.port)
+            self.settings.logger.info(
+                "listening",
+                metadata: [
+                    "receiver": "\(self.settings.id)", "protocol": "\(spec.role == .grpc ? "OTLP/gRPC" : "OTLP/HTTP")",
+                    "endpoint": "\(endpoint)", "tls": "\(spec.tls != nil)",
+                ])
+            if endpoint.isLoopback, let container = ContainerDetection.detect() {
+                self.settings.logger.warning(
+                    "listening on a loopback address inside a container: nothing outside it can connect; use 0.0.0.0",
+                    metadata: ["receiver": "\(self.settings.id)", "endpoint": "\(endpoint)", "container": "\(container)"])
+            }
+        }
+    }
+
+    public func stopAccepting() async {
+        for listener in self.listeners.withLockedValue({ $0 }) {
+            await listener.quiesce()
+        }
+    }
+
+    public func drain(timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        for listener in self.listeners.withLockedValue({ $0 }) {
+            let remaining = deadline - ContinuousClock.now
+            if !(await listener.waitForConnections(timeout: max(remaining, .zero))) {
+                self.settings.logger.warning(
+                    "connections still open at the shutdown deadline; closing them",
+                    metadata: ["receiver": "\(self.settings.id)", "count": "\(listener.openConnectionCount)"])
+                listener.closeAll()
+            }
+        }
+    }
+
+    public func shutdown() async {
+        await self.stopAccepting()
+        for listener in self.listeners.withLockedValue({ $0 }) { listener.closeAll() }
+    }
+}
+
+public struct ReceiverStartError: Error, CustomStringConvertible {
+    public var endpoint: String
+    public var role: ListenerRole
+    public var underlying: any Error
+
+    public var description: String {
+        "cannot listen for \(self.role == .grpc ? "OTLP/gRPC" : "OTLP/HTTP") on \(self.endpoint): \(self.underlying)"
+    }
+}
+
+/// Whether this process runs in a container (Kubernetes or Docker), where
+/// a loopback listener cannot be reached from outside.
+enum ContainerDetection {
+    static func detect() -> String? {
+        if ProcessEnvironment.value("KUBERNETES_SERVICE_HOST") != nil { return "kubernetes" }
+        if FileProbe.exists("/.dockerenv") { return "docker" }
+        if let cgroup = FileProbe.read("/proc/1/cgroup"), cgroup.contains("docker") || cgroup.contains("kubepods") || cgroup.contains("containerd") {
+            return cgroup.contains("kubepods") ? "kubernetes" : "docker"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,320 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import OTLPDCompression
+import OTLPDCore
+import OTLPDHTTP2
+import OTLPDTransport
+import OTLPDWire
+
+/// Answers OTLP requests on both listeners: OTLP/gRPC and OTLP/HTTP, each
+/// on either port. A request is answered with success only after every
+/// exporter of its pipelines kept its data; every refusal gets the status
+/// the OTLP specification gives it, a `google.rpc.Status` body, and one log
+/// line naming the client and the reason.
+final class OTLPRequestHandler: RequestHandler {
+    let configuration: OTLPReceiverConfiguration
+    let consumers: [Signal: any Consumer]
+    let logger: Logger
+    private let grpcLimit: Int
+    private let httpLimit: Int
+    /// The ports actually bound (they differ from the config with port 0).
+    let ports = NIOLockedValueBox<(grpc: Int?, http: Int?)>((nil, nil))
+    private let mixUpsWarned = NIOLockedValueBox(Set<String>())
+    private let refusals = RefusalLog()
+
+    init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], logger: Logger) {
+        self.configuration = configuration
+        self.consumers = consumers
+        self.logger = logger
+        // Either protocol is served on either port: without its own section, a protocol borrows the other's limit.
+        self.grpcLimit = configuration.grpc?.maxReceiveMessageBytes ?? configuration.http?.maxRequestBodyBytes ?? (64 << 20)
+        self.httpLimit = configuration.http?.maxRequestBodyBytes ?? configuration.grpc?.maxReceiveMessageBytes ?? (64 << 20)
+    }
+
+    // MARK: RequestHandler
+
+    func bodyLimit(for head: ServerRequestHead) -> Int {
+        head.isGRPC ? self.grpcLimit + GRPCFraming.prefixLength : self.httpLimit
+    }
+
+    func bodyTooLarge(_ head: ServerRequestHead, limit: Int) -> ServerResponse {
+        if head.isGRPC {
+            return self.grpcRefusal(head, .resourceExhausted, "message larger than the \(self.grpcLimit)-byte limit (max_recv_msg_size_mib)")
+        }
+        return self.httpRefusal(
+            head, status: 413, encoding: HTTPEncoding(contentType: head.header("content-type")) ?? .protobuf,
+            "body larger than the \(self.httpLimit)-byte limit (max_request_body_size)")
+    }
+
+    func connectionFailed(client: ClientInfo, reason: String) {
+        self.refusals.log(self.logger, client: client, protocolName: nil, path: nil, status: nil, reason: reason)
+    }
+
+    func handle(_ request: ServerRequest) async -> ServerResponse {
+        if request.head.isGRPC {
+            return await self.handleGRPC(request)
+        }
+        return await self.handleHTTP(request)
+    }
+
+    // MARK: OTLP/gRPC
+
+    private func handleGRPC(_ request: ServerRequest) async -> ServerResponse {
+        let head = request.head
+        guard let signal = GRPCRoutes.signal(forPath: head.path) else {
+            return self.grpcRefusal(
+                head, .unimplemented,
+                "unknown method \(head.path); this server implements \(Signal.allCases.map(GRPCRoutes.path(for:)).joined(separator: ", "))")
+        }
+        self.warnIfMixedUp(head, sentGRPC: true)
+        guard let consumer = self.consumers[signal] else {
+            return self.grpcRefusal(head, .unimplemented, "no \(signal) pipeline uses this receiver")
+        }
+        let encodingHeader = head.header("grpc-encoding") ?? "identity"
+        guard let coding = ContentCoding(headerValue: encodingHeader) else {
+            return self.grpcRefusal(head, .unimplemented, "unsupported grpc-encoding '\(encodingHeader)'; supported: gzip, zstd, deflate, identity")
+        }
+        let framed: (compressed: Bool, message: ByteBuffer)
+        do {
+            framed = try GRPCFraming.deframe(request.body)
+        } catch {
+            return self.grpcRefusal(head, .invalidArgument, "malformed gRPC message frame (\(error))")
+        }
+        if framed.compressed && coding == .identity {
+            return self.grpcRefusal(head, .invalidArgument, "message flagged compressed but no grpc-encoding given")
+        }
+        let payload: ByteBuffer
+        do {
+            payload = try Decompression.decompress(framed.message, coding: framed.compressed ? coding : .identity, limit: self.grpcLimit)
+        } catch .tooLarge {
+            return self.grpcRefusal(head, .resourceExhausted, "message larger than the \(self.grpcLimit)-byte limit after decompression")
+        } catch {
+            return self.grpcRefusal(head, .invalidArgument, "\(error)")
+        }
+        let summary: RequestSummary
+        do {
+            summary = try WireValidator.validate(payload, signal: signal)
+        } catch {
+            return self.grpcRefusal(head, .invalidArgument, "message is not a valid \(Self.requestName(signal)): \(error)")
+        }
+        do {
+            try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: summary.itemCount))
+        } catch {
+            return self.grpcRefusal(head, error)
+        }
+        return GRPCFraming.okResponse(ResponseMessages.exportResponse(signal: signal))
+    }
+
+    private func grpcRefusal(_ head: ServerRequestHead, _ error: ConsumeError) -> ServerResponse {
+        switch error.kind {
+        case .permanent:
+            return self.grpcRefusal(head, .invalidArgument, error.message)
+        case .retryable(let after):
+            return self.grpcRefusal(head, .unavailable, error.message, retryAfter: after ?? .seconds(1))
+        }
+    }
+
+    private func grpcRefusal(_ head: ServerRequestHead, _ code: GRPCFraming.StatusCode, _ message: String, retryAfter: Duration? = nil) -> ServerResponse {
+        self.refusals.log(self.logger, client: head.client, protocolName: "grpc", path: head.path, status: "\(code)", reason: message)
+        let details = ResponseMessages.status(code: Int32(code.rawValue), message: message, retryDelay: retryAfter)
+        return GRPCFraming.errorResponse(code, message: message, details: details)
+    }
+
+    // MARK: OTLP/HTTP
+
+    private func handleHTTP(_ request: ServerRequest) async -> ServerResponse {
+        let head = request.head
+        let path = head.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.path
+        let origin = head.header("origin")
+        let cors = self.configuration.http?.cors
+        let requestEncoding = HTTPEncoding(contentType: head.header("content-type"))
+        let errorEncoding = requestEncoding ?? .protobuf
+        var corsHeaders: [HTTPHeaderField] = []
+        if let cors, let origin, cors.allows(origin: origin) { corsHeaders = cors.responseHeaders(origin: origin) }
+
+        let paths = self.httpPaths
+        guard let signal = paths.first(where: { $0.path == path })?.signal else {
+            if head.method == "OPTIONS", let cors, let origin {
+                return cors.preflight(origin: origin, requestedHeaders: head.header("access-control-request-headers"))
+            }
+            return self.httpRefusal(
+                head, status: 404, encoding: errorEncoding,
+                "unknown path \(path); OTLP/HTTP paths here: \(paths.map(\.path).joined(separator: ", "))", extraHeaders: corsHeaders)
+        }
+        if head.method == "OPTIONS", let cors, let origin, head.header("access-control-request-method") != nil {
+            return cors.preflight(origin: origin, requestedHeaders: head.header("access-control-request-headers"))
+        }
+        guard head.method == "POST" else {
+            return self.httpRefusal(
+                head, status: 405, encoding: errorEncoding, "method \(head.method) not allowed; OTLP/HTTP takes POST",
+                extraHeaders: corsHeaders + [HTTPHeaderField("allow", "POST")])
+        }
+        self.warnIfMixedUp(head, sentGRPC: false)
+        guard let encoding = requestEncoding else {
+            return self.httpRefusal(
+                head, status: 415, encoding: .protobuf,
+                "unsupported Content-Type '\(head.header("content-type") ?? "")'; use application/x-protobuf or application/json",
+                extraHeaders: corsHeaders)
+        }
+        guard let consumer = self.consumers[signal] else {
+            return self.httpRefusal(head, status: 404, encoding: encoding, "no \(signal) pipeline uses this receiver", extraHeaders: corsHeaders)
+        }
+        let encodingHeader = head.header("content-encoding") ?? "identity"
+        guard let coding = ContentCoding(headerValue: encodingHeader) else {
+            return self.httpRefusal(
+                head, status: 400, encoding: encoding,
+                "unsupported Content-Encoding '\(encodingHeader)'; supported: gzip, zstd, deflate, identity", extraHeaders: corsHeaders)
+        }
+        let body: ByteBuffer
+        do {
+            body = try Decompression.decompress(request.body, coding: coding, limit: self.httpLimit)
+        } catch .tooLarge {
+            return self.httpRefusal(
+                head, status: 413, encoding: encoding, "body larger than the \(self.httpLimit)-byte limit after decompression",
+                extraHeaders: corsHeaders)
+        } catch {
+            return self.httpRefusal(head, status: 400, encoding: encoding, "\(error)", extraHeaders: corsHeaders)
+        }
+        let payload: ByteBuffer
+        let summary: RequestSummary
+        do {
+            payload = encoding == .json ? try OTLPJSONDecoder.decode(body, signal: signal) : body
+            summary = try WireValidator.validate(payload, signal: signal)
+        } catch {
+            return self.httpRefusal(
+                head, status: 400, encoding: encoding, "body is not a valid \(Self.requestName(signal)): \(error)", extraHeaders: corsHeaders)
+        }
+        do {
+            try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: summary.itemCount))
+        } catch {
+            switch error.kind {
+            case .permanent:
+                return self.httpRefusal(head, status: 400, encoding: encoding, error.message, extraHeaders: corsHeaders)
+            case .retryable(let after):
+                let delay = after ?? .seconds(1)
+                let seconds = max(1, Int(delay.secondsValue.rounded(.up)))
+                return self.httpRefusal(
+                    head, status: 503, encoding: encoding, error.message, retryAfter: delay,
+                    extraHeaders: corsHeaders + [HTTPHeaderField("retry-after", String(seconds))])
+            }
+        }
+        let response = ResponseMessages.exportResponse(signal: signal)
+        let responseBody: ByteBuffer
+        if encoding == .json {
+            responseBody = (try? OTLPJSONEncoder.encode(response, message: ResponseMessages.responseIndex(signal))) ?? ByteBuffer(string: "{}")
+        } else {
+            responseBody = response
+        }
+        return ServerResponse(
+            status: 200, headers: [HTTPHeaderField("content-type", encoding.contentType)] + corsHeaders, body: responseBody)
+    }
+
+    private var httpPaths: [(path: String, signal: Signal)] {
+        let http = self.configuration.http ?? OTLPReceiverConfiguration.HTTP()
+        return Signal.allCases.map { (http.path(for: $0), $0) }
+    }
+
+    /// A 4xx/5xx with a `google.rpc.Status` body in the request's encoding.
+    private func httpRefusal(
+        _ head: ServerRequestHead,
+        status: Int,
+        encoding: HTTPEncoding,
+        _ message: String,
+        retryAfter: Duration? = nil,
+        extraHeaders: [HTTPHeaderField] = []
+    ) -> ServerResponse {
+        self.refusals.log(self.logger, client: head.client, protocolName: "http", path: head.path, status: String(status), reason: message)
+        let code = Self.grpcCode(forHTTPStatus: status)
+        let body =
+            encoding == .json
+            ? ResponseMessages.statusJSON(code: code, message: message, retryDelay: retryAfter)
+            : ResponseMessages.status(code: code, message: message, retryDelay: retryAfter)
+        return ServerResponse(status: status, headers: [HTTPHeaderField("content-type", encoding.contentType)] + extraHeaders, body: body)
+    }
+
+    /// The google.rpc.Code that goes with an HTTP status, as gRPC-gateway maps them.
+    static func grpcCode(forHTTPStatus status: Int) -> Int32 {
+        switch status {
+        case 400: 3  // INVALID_ARGUMENT
+        case 401: 16  // UNAUTHENTICATED
+        case 404: 5  // NOT_FOUND
+        case 405, 415: 12  // UNIMPLEMENTED
+        case 413, 429: 8  // RESOURCE_EXHAUSTED
+        case 503: 14  // UNAVAILABLE
+        default: 2  // UNKNOWN
+        }
+    }
+
+    static func requestName(_ signal: Signal) -> String {
+        switch signal {
+        case .traces: "ExportTraceServiceRequest"
+        case .metrics: "ExportMetricsServiceRequest"
+        case .logs: "ExportLogsServiceRequest"
+        }
+    }
+
+    // MARK: The port mix-up
+
+    /// Warns once per client address that sends a protocol to the port meant for the other.
+    private func warnIfMixedUp(_ head: ServerRequestHead, sentGRPC: Bool) {
+        let client = head.client
+        guard (sentGRPC && client.role == .http) || (!sentGRPC && client.role == .grpc) else { return }
+        let key = "\(client.address)|\(sentGRPC)"
+        let first = self.mixUpsWarned.withLockedValue { warned -> Bool in
+            // Bounded: a flood of addresses cannot grow this without limit.
+            if warned.count >= 10_000 { warned.removeAll() }
+            return warned.insert(key).inserted
+        }
+        guard first else { return }
+        let ports = self.ports.withLockedValue { $0 }
+        let sent = sentGRPC ? "OTLP/gRPC" : "OTLP/HTTP"
+        let meant = sentGRPC ? "OTLP/HTTP" : "OTLP/gRPC"
+        let rightPort = sentGRPC ? ports.grpc : ports.http
+        let advice = rightPort.map { "point its \(sentGRPC ? "gRPC" : "HTTP") exporter at port \($0)" } ?? "its protocol has no listener of its own"
+        self.logger.warning(
+            "client sent \(sent) to the \(meant) port \(client.localPort); served anyway, but \(advice)",
+            metadata: ["client": "\(client.address)", "port": "\(client.localPort)"])
+    }
+}
+
+/// One log line per refused request or failed connection, naming the
+/// client and the reason; past 20 lines a second, a client's further
+/// refusals are counted and summarised instead, so a misbehaving client
+/// cannot flood the log.
+final class RefusalLog: Sendable {
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var windowStart = ContinuousClock.now
+        var linesInWindow = 0
+        var suppressed = 0
+    }
+
+    func log(_ logger: Logger, client: ClientInfo, protocolName: String?, path: String?, status: String?, reason: String) {
+        let (allowed, suppressedBefore) = self.state.withLockedValue { state -> (Bool, Int) in
+            let now = ContinuousClock.now
+            if now - state.windowStart >= .seconds(1) {
+                let suppressed = state.suppressed
+                state = State(windowStart: now, linesInWindow: 1, suppressed: 0)
+                return (true, suppressed)
+            }
+            guard state.linesInWindow < 20 else {
+                state.suppressed += 1
+                return (false, 0)
+            }
+            state.linesInWindow += 1
+            return (true, 0)
+        }
+        if suppressedBefore > 0 {
+            logger.warning("more requests refused in the last second, not logged one by one", metadata: ["count": "\(suppressedBefore)"])
+        }
+        guard allowed else { return }
+        var metadata: Logger.Metadata = ["client": "\(client.endpoint)"]
+        if let protocolName { metadata["protocol"] = "\(protocolName)" }
+        if let path { metadata["path"] = "\(path)" }
+        if let status { metadata["status"] = "\(status)" }
+        metadata["reason"] = "\(reason)"
+        logger.warning(status == nil ? "connection refused" : "request refused", metadata: metadata)
+    }
+}
