@@ -1,0 +1,30 @@
+import Logging
+import NIOCore
+import OTLPDCore
+import ServiceLifecycle
+
+/// The daemon: runs the pipeline graph of a config until a graceful
+/// shutdown (SIGTERM / SIGINT), then stops it within `shutdown_timeout`.
+public final class Collector: Service {
+    let configuration: CollectorConfiguration
+    let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
+
+    public init(configuration: CollectorConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let graph = try await PipelineGraph.start(self.configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger)
+        self.logger.info(
+            "otlpd is ready",
+            metadata: ["pipelines": "\(self.configuration.pipelines.map { $0.id.description }.joined(separator: ","))"])
+        // Returns when a shutdown signal arrives.
+        try? await gracefulShutdown()
+        self.logger.info("shutting down", metadata: ["timeout": "\(ConfigUnits.format(self.configuration.shutdownTimeout))"])
+        _ = await graph.shutdown(timeout: self.configuration.shutdownTimeout)
+        self.logger.info("stopped")
+    }
+}

@@ -1,0 +1,185 @@
+import Logging
+import OTLPDCore
+
+/// The decoded config: every component's settings and the pipelines.
+public struct CollectorConfiguration: Sendable {
+    public struct Component: Sendable {
+        public var id: ComponentID
+        public var factory: any ComponentFactory
+        public var settings: ComponentConfiguration
+    }
+
+    public struct Pipeline: Sendable {
+        public var id: PipelineID
+        public var receivers: [ComponentID]
+        public var processors: [ComponentID]
+        public var exporters: [ComponentID]
+    }
+
+    public struct Telemetry: Sendable {
+        public var logLevel = Logger.Level.info
+        public var logEncoding = LogEncoding.console
+    }
+
+    public enum LogEncoding: String, Sendable, CaseIterable {
+        case console
+        case json
+    }
+
+    public var receivers: [ComponentID: Component] = [:]
+    public var processors: [ComponentID: Component] = [:]
+    public var exporters: [ComponentID: Component] = [:]
+    public var pipelines: [Pipeline] = []
+    public var telemetry = Telemetry()
+    public var shutdownTimeout: Duration = .seconds(25)
+
+    /// Decodes and checks the whole config; throws every error found, each with its file and key path.
+    public static func decode(_ root: ConfigNode, registry: ComponentRegistry = .builtIn) throws(ConfigErrors) -> CollectorConfiguration {
+        let diagnostics = ConfigDiagnostics()
+        let top = ConfigReader(root, path: "", diagnostics: diagnostics)
+        var configuration = CollectorConfiguration()
+        configuration.receivers = Self.decodeSection(.receiver, top, registry)
+        configuration.processors = Self.decodeSection(.processor, top, registry)
+        configuration.exporters = Self.decodeSection(.exporter, top, registry)
+        if let extensions = top.raw("extensions"), let entries = extensions.entries, !entries.isEmpty {
+            for entry in entries {
+                let type = ComponentID(parsing: entry.key)?.type ?? entry.key
+                let planned = ComponentRegistry.notYetBuilt[.extension, default: []].contains(type)
+                diagnostics.add(
+                    at: entry.value, "extensions.\(entry.key)",
+                    planned ? "extension '\(type)' is not supported by this build yet" : "unknown extension type '\(type)'")
+            }
+        }
+        top.refuse("connectors", because: "connectors are not supported by this build")
+        if let service = top.child("service") {
+            Self.decodeService(service, &configuration)
+            service.finish()
+        } else {
+            diagnostics.add(at: root, "service", "missing 'service' with at least one pipeline")
+        }
+        top.finish()
+        try diagnostics.check()
+        return configuration
+    }
+
+    private static func decodeSection(_ kind: ComponentKind, _ top: ConfigReader, _ registry: ComponentRegistry) -> [ComponentID: Component] {
+        var result: [ComponentID: Component] = [:]
+        guard let section = top.child(kind.section) else { return result }
+        guard let entries = section.node.entries else { return result }
+        section.accept(contentsOf: entries.map(\.key))
+        for entry in entries {
+            let path = "\(kind.section).\(entry.key)"
+            guard let id = ComponentID(parsing: entry.key) else {
+                top.diagnostics.add(at: entry.value, path, "'\(entry.key)' is not a component id: write type or type/name")
+                continue
+            }
+            guard let factory = registry.factory(kind: kind, type: id.type) else {
+                if ComponentRegistry.notYetBuilt[kind, default: []].contains(id.type) {
+                    top.diagnostics.add(at: entry.value, path, "\(kind.rawValue) type '\(id.type)' is not supported by this build yet")
+                } else {
+                    let known = registry.types(of: kind).joined(separator: ", ")
+                    top.diagnostics.add(at: entry.value, path, "unknown \(kind.rawValue) type '\(id.type)'; this build has: \(known)")
+                }
+                continue
+            }
+            let reader = ConfigReader(entry.value, path: path, diagnostics: top.diagnostics)
+            let settings = factory.decode(reader)
+            for problem in factory.validate(settings) {
+                top.diagnostics.add(at: entry.value, path, problem)
+            }
+            result[id] = Component(id: id, factory: factory, settings: settings)
+        }
+        return result
+    }
+
+    private static func decodeService(_ service: ConfigReader, _ configuration: inout CollectorConfiguration) {
+        configuration.shutdownTimeout = service.duration("shutdown_timeout", default: .seconds(25), allowZero: false)
+        if let extensions = service.stringList("extensions"), !extensions.isEmpty {
+            service.error("extensions", "extensions (\(extensions.joined(separator: ", "))) are not supported by this build yet")
+        }
+        if let telemetry = service.child("telemetry") {
+            if let logs = telemetry.child("logs") {
+                configuration.telemetry.logLevel = Self.logLevel(logs)
+                configuration.telemetry.logEncoding = logs.choice("encoding", default: .console)
+                logs.finish()
+            }
+            telemetry.refuse("metrics", because: "self-telemetry metrics (/metrics) are not supported by this build yet")
+            telemetry.finish()
+        }
+        guard let pipelines = service.child("pipelines"), let entries = pipelines.node.entries, !entries.isEmpty else {
+            service.error("pipelines", "define at least one pipeline (traces, metrics or logs)")
+            return
+        }
+        pipelines.accept(contentsOf: entries.map(\.key))
+        for entry in entries {
+            let path = "service.pipelines.\(entry.key)"
+            guard let id = PipelineID(parsing: entry.key) else {
+                service.diagnostics.add(at: entry.value, path, "'\(entry.key)' is not a pipeline id: write traces, metrics or logs, optionally /name")
+                continue
+            }
+            let reader = ConfigReader(entry.value, path: path, diagnostics: service.diagnostics)
+            let pipeline = Pipeline(
+                id: id,
+                receivers: Self.references(.receiver, reader, configuration.receivers, signal: id.signal),
+                processors: Self.references(.processor, reader, configuration.processors, signal: id.signal),
+                exporters: Self.references(.exporter, reader, configuration.exporters, signal: id.signal))
+            if pipeline.receivers.isEmpty && !reader.contains("receivers") { reader.error("receivers", "a pipeline needs at least one receiver") }
+            if pipeline.exporters.isEmpty && !reader.contains("exporters") { reader.error("exporters", "a pipeline needs at least one exporter") }
+            reader.finish()
+            configuration.pipelines.append(pipeline)
+        }
+    }
+
+    /// The ids a pipeline lists under `receivers` / `processors` / `exporters`, each checked to be defined.
+    private static func references(
+        _ kind: ComponentKind,
+        _ reader: ConfigReader,
+        _ defined: [ComponentID: Component],
+        signal: Signal
+    ) -> [ComponentID] {
+        guard let names = reader.stringList(kind.section) else { return [] }
+        if names.isEmpty && kind != .processor {
+            reader.error(kind.section, "a pipeline needs at least one \(kind.rawValue)")
+        }
+        var ids: [ComponentID] = []
+        for (index, name) in names.enumerated() {
+            let path = "\(reader.keyPath(kind.section))[\(index)]"
+            guard let id = ComponentID(parsing: name) else {
+                reader.diagnostics.add(at: reader.node[kind.section], path, "'\(name)' is not a component id")
+                continue
+            }
+            guard let component = defined[id] else {
+                reader.diagnostics.add(at: reader.node[kind.section], path, "\(kind.rawValue) '\(name)' is not defined under '\(kind.section)'")
+                continue
+            }
+            if !component.factory.signals.contains(signal) {
+                reader.diagnostics.add(at: reader.node[kind.section], path, "\(kind.rawValue) '\(name)' does not support \(signal)")
+            }
+            if ids.contains(id) {
+                reader.diagnostics.add(at: reader.node[kind.section], path, "\(kind.rawValue) '\(name)' is listed twice")
+                continue
+            }
+            ids.append(id)
+        }
+        return ids
+    }
+
+    private static func logLevel(_ logs: ConfigReader) -> Logger.Level {
+        guard let text = logs.string("level") else { return .info }
+        switch text.lowercased() {
+        case "debug": return .debug
+        case "info": return .info
+        case "warn", "warning": return .warning
+        case "error": return .error
+        default:
+            logs.error("level", "'\(text)' is not one of: debug, info, warn, error")
+            return .info
+        }
+    }
+}
+
+extension ConfigReader {
+    func accept(contentsOf keys: [String]) {
+        for key in keys { self.accept(key) }
+    }
+}

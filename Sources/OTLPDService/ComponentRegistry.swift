@@ -1,0 +1,48 @@
+import OTLPDCore
+import OTLPDExporters
+import OTLPDProcessors
+import OTLPDReceivers
+
+/// The one list of component types this build knows.
+public struct ComponentRegistry: Sendable {
+    public var receivers: [String: any ReceiverFactory]
+    public var processors: [String: any ProcessorFactory]
+    public var exporters: [String: any ExporterFactory]
+
+    public init(receivers: [any ReceiverFactory], processors: [any ProcessorFactory], exporters: [any ExporterFactory]) {
+        self.receivers = Dictionary(uniqueKeysWithValues: receivers.map { ($0.type, $0) })
+        self.processors = Dictionary(uniqueKeysWithValues: processors.map { ($0.type, $0) })
+        self.exporters = Dictionary(uniqueKeysWithValues: exporters.map { ($0.type, $0) })
+    }
+
+    public static let builtIn = ComponentRegistry(
+        receivers: [OTLPReceiverFactory()],
+        processors: [BatchProcessorFactory()],
+        exporters: [FileExporterFactory(), DebugExporterFactory(), NopExporterFactory()])
+
+    /// Types the config format has that this build does not provide yet: a
+    /// config naming one is refused with that said plainly.
+    public static let notYetBuilt: [ComponentKind: [String]] = [
+        .processor: ["attributes", "resource", "debuglog", "memory_limiter"],
+        .exporter: ["otlp", "otlp_grpc", "otlp_http", "otlphttp"],
+        .extension: ["health_check", "file_storage", "bearertokenauth"],
+    ]
+
+    public func factory(kind: ComponentKind, type: String) -> (any ComponentFactory)? {
+        switch kind {
+        case .receiver: self.receivers[type]
+        case .processor: self.processors[type]
+        case .exporter: self.exporters[type]
+        case .extension: nil
+        }
+    }
+
+    public func types(of kind: ComponentKind) -> [String] {
+        switch kind {
+        case .receiver: self.receivers.keys.sorted()
+        case .processor: self.processors.keys.sorted()
+        case .exporter: self.exporters.keys.sorted()
+        case .extension: []
+        }
+    }
+}

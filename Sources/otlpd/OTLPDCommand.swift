@@ -1,0 +1,145 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import NIOPosix
+import OTLPDConfig
+import OTLPDCore
+import OTLPDService
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct OTLPDCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "otlpd",
+        abstract: "An OTLP collector daemon: receives traces, metrics and logs over OTLP/gRPC and OTLP/HTTP and writes them out.",
+        version: OTLPDVersion.number,
+        subcommands: [RunCommand.self, ValidateCommand.self, PrintConfigCommand.self, ComponentsCommand.self, VersionCommand.self],
+        defaultSubcommand: RunCommand.self)
+}
+
+/// `--config` and `--set`, shared by the commands that read a config.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: "A config file; several merge in order (later wins). Without one, the embedded default runs.")
+    var files: [String] = []
+
+    @Option(name: .customLong("set"), help: "Override one key: --set service.telemetry.logs.level=debug")
+    var sets: [String] = []
+
+    /// Loads and checks the config, or prints every error and exits 1.
+    func load() throws -> (ConfigLoader.Loaded, CollectorConfiguration) {
+        do throws(ConfigErrors) {
+            let loaded = try ConfigLoader.load(files: self.files, sets: self.sets)
+            let configuration = try CollectorConfiguration.decode(loaded.root)
+            return (loaded, configuration)
+        } catch {
+            Self.printErrors(error)
+            throw ExitCode(1)
+        }
+    }
+
+    static func printErrors(_ errors: ConfigErrors) {
+        let noun = errors.errors.count == 1 ? "error" : "errors"
+        var text = "otlpd: invalid config (\(errors.errors.count) \(noun)):\n"
+        for error in errors.errors { text += "  \(error)\n" }
+        FileHandleOutput.standardError(text)
+    }
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the daemon (the default command).")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let (loaded, configuration) = try self.options.load()
+        let level = configuration.telemetry.logLevel
+        let encoding: OTLPDLogHandler.Encoding = configuration.telemetry.logEncoding == .json ? .json : .console
+        LoggingSystem.bootstrap { _ in OTLPDLogHandler(level: level, encoding: encoding) }
+        let logger = Logger(label: "otlpd")
+        for warning in loaded.warnings { logger.warning("\(warning)") }
+        // Writes to a closed stdout pipe return an error instead of killing the process.
+        signal(SIGPIPE, SIG_IGN)
+
+        logger.info(
+            "starting",
+            metadata: ["version": "\(OTLPDVersion.number)", "config": "\(self.options.files.isEmpty ? "<embedded default>" : self.options.files.joined(separator: ","))"])
+        let collector = Collector(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        var groupLogger = logger
+        groupLogger.logLevel = .warning
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [collector], gracefulShutdownSignals: [.sigterm, .sigint], logger: groupLogger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("otlpd stopped on an error", metadata: ["error": "\(Self.describe(error))"])
+            throw ExitCode(1)
+        }
+    }
+
+    /// The root cause of a ServiceGroup failure, for the one log line.
+    static func describe(_ error: any Error) -> String {
+        if let groupError = error as? ServiceGroupError { return "\(groupError)" }
+        return "\(error)"
+    }
+}
+
+struct ValidateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check a config: exit 0, or 1 with every error.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        _ = try self.options.load()
+        print("config is valid")
+    }
+}
+
+struct PrintConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "print-config", abstract: "Print the merged, expanded config (secrets redacted).")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let (loaded, _) = try self.options.load()
+        print(ConfigLoader.printable(loaded.root), terminator: "")
+    }
+}
+
+struct ComponentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "components", abstract: "List the component types this build knows.")
+
+    func run() async throws {
+        let registry = ComponentRegistry.builtIn
+        for kind in [ComponentKind.receiver, .processor, .exporter, .extension] {
+            let types = registry.types(of: kind)
+            print("\(kind.section):".padding(12) + (types.isEmpty ? "(none)" : types.joined(separator: ", ")))
+        }
+    }
+}
+
+struct VersionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the version.")
+
+    func run() async throws {
+        print(OTLPDVersion.full)
+    }
+}
+
+enum FileHandleOutput {
+    static func standardError(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
+    }
+}
+
+extension String {
+    fileprivate func padding(_ width: Int) -> String {
+        self.count >= width ? self + " " : self + String(repeating: " ", count: width - self.count)
+    }
+}
