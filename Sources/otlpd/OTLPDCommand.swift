@@ -5,6 +5,7 @@ import NIOPosix
 import OTLPDConfig
 import OTLPDCore
 import OTLPDService
+import OTLPDSystem
 import ServiceLifecycle
 import UnixSignals
 
@@ -64,6 +65,7 @@ struct RunCommand: AsyncParsableCommand {
         for warning in loaded.warnings { logger.warning("\(warning)") }
         // Writes to a closed stdout pipe return an error instead of killing the process.
         signal(SIGPIPE, SIG_IGN)
+        HeapTuning.keepLargeBlocksInHeap()
 
         logger.info(
             "starting",

@@ -62,3 +62,19 @@ struct OTLPJSONEncoderTests {
         #expect(String(buffer: try OTLPJSONEncoder.encode(unpacked, message: index)) == "{\"bucketCounts\":[\"1\",\"2\"]}")
     }
 }
+
+struct DirectEncodingTests {
+    @Test("encoding into a ByteBuffer gives the same lines, whatever the first estimate")
+    func sameAsSink() throws {
+        for signal in Signal.allCases {
+            let payload = try Fixture.buffer("\(signal).binpb")
+            var sink = ByteSink()
+            OTLPJSONEncoder.appendLines(payload, signal: signal, to: &sink)
+            #expect(String(buffer: OTLPJSONEncoder.encodeLines(payload, signal: signal)) == sink.string)
+            // A tiny first estimate overflows and is retried with more room.
+            var small = ByteBuffer()
+            ByteSink.write(into: &small, estimate: 10) { OTLPJSONEncoder.appendLines(payload, signal: signal, to: &$0) }
+            #expect(String(buffer: small) == sink.string)
+        }
+    }
+}

@@ -67,3 +67,37 @@ func varint(_ value: Int) -> [UInt8] {
     out.append(UInt8(v))
     return out
 }
+
+struct ByteSinkTests {
+    @Test func decimalsAtEveryLength() {
+        var values: [UInt64] = [0, 1, 9, 10, 99, 100, UInt64.max, UInt64.max - 1]
+        var power: UInt64 = 1
+        for _ in 0..<19 {
+            power *= 10
+            values += [power - 1, power, power + 1]
+        }
+        for value in values {
+            var sink = ByteSink()
+            sink.appendDecimal(value)
+            #expect(sink.string == String(value))
+        }
+        var negative = ByteSink()
+        negative.appendDecimal(Int64.min)
+        #expect(negative.string == String(Int64.min))
+    }
+
+    @Test func idsAsHexOtherBytesAsBase64() throws {
+        let schema = WireSchema.shared
+        // Span { trace_id = 1, span_id = 2 } and AnyValue { bytes_value = 7 }.
+        let span = ByteBuffer(bytes: [0x0A, 0x04, 0x00, 0x0F, 0xA0, 0xFF, 0x12, 0x02, 0x4B, 0x01])
+        #expect(
+            String(buffer: try OTLPJSONEncoder.encode(span, message: schema.messageIndex("opentelemetry.proto.trace.v1.Span")))
+                == #"{"traceId":"000fa0ff","spanId":"4b01"}"#)
+        for (bytes, base64) in [([UInt8]([0x00]), "AA=="), ([0xFF, 0xEE], "/+4="), ([0x01, 0x02, 0x03], "AQID")] {
+            let value = ByteBuffer(bytes: [0x3A, UInt8(bytes.count)] + bytes)
+            #expect(
+                String(buffer: try OTLPJSONEncoder.encode(value, message: schema.messageIndex("opentelemetry.proto.common.v1.AnyValue")))
+                    == "{\"bytesValue\":\"\(base64)\"}")
+        }
+    }
+}

@@ -75,9 +75,7 @@ public final class FileExporter: Exporter {
         var bytes: ByteBuffer
         switch self.configuration.format {
         case .json:
-            var sink = ByteSink(capacity: payload.readableBytes * 2 + 256)
-            OTLPJSONEncoder.appendLines(payload, signal: signal, to: &sink)
-            bytes = sink.byteBuffer()
+            bytes = OTLPJSONEncoder.encodeLines(payload, signal: signal)
         case .proto:
             bytes = ByteBufferAllocator().buffer(capacity: payload.readableBytes + 4)
             bytes.writeInteger(UInt32(payload.readableBytes))

@@ -52,6 +52,18 @@ package enum OTLPJSONEncoder {
         return lines
     }
 
+    /// One line per resource, written straight into a `ByteBuffer` (no copy
+    /// from a scratch buffer): what the file exporter appends.
+    package static func encodeLines(_ payload: ByteBuffer, signal: Signal) -> ByteBuffer {
+        // OTLP/JSON is about twice the protobuf size (hex ids, keys).
+        let estimate = payload.readableBytes * 5 / 2 + 4096
+        var output = ByteBufferAllocator().buffer(capacity: estimate)
+        ByteSink.write(into: &output, estimate: estimate) { sink in
+            Self.appendLines(payload, signal: signal, to: &sink)
+        }
+        return output
+    }
+
     /// One message of type `message` as a JSON object.
     package static func encode(_ payload: ByteBuffer, message: Int32) throws(WireError) -> ByteBuffer {
         var sink = ByteSink(capacity: payload.readableBytes * 3 + 16)

@@ -11,15 +11,51 @@ package struct ByteSink: ~Copyable {
     @usableFromInline var base: UnsafeMutablePointer<UInt8>
     @usableFromInline var count: Int
     @usableFromInline var capacity: Int
+    /// False for a sink over borrowed memory: it cannot grow, it sets `overflowed`.
+    @usableFromInline var ownsMemory: Bool
+    /// A borrowed sink ran out of room; what it holds is incomplete.
+    package private(set) var overflowed = false
 
     package init(capacity: Int = 4096) {
         self.capacity = max(capacity, 64)
         self.base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
         self.count = 0
+        self.ownsMemory = true
+    }
+
+    /// A sink that writes into `memory` (a ByteBuffer's writable bytes) and
+    /// reports `overflowed` instead of growing.
+    init(borrowing memory: UnsafeMutableRawBufferPointer) {
+        self.base = memory.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        self.capacity = memory.count
+        self.count = 0
+        self.ownsMemory = false
     }
 
     deinit {
-        self.base.deallocate()
+        if self.ownsMemory { self.base.deallocate() }
+    }
+
+    /// Encodes into `buffer`'s own storage (no copy afterwards): `body` runs
+    /// on a borrowed sink of at least `estimate` bytes and is run again with
+    /// twice the room if it overflows.
+    package static func write(
+        into buffer: inout ByteBuffer,
+        estimate: Int,
+        _ body: (inout ByteSink) -> Void
+    ) {
+        var room = max(estimate, 64)
+        while true {
+            var overflowed = false
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { memory in
+                var sink = ByteSink(borrowing: memory)
+                body(&sink)
+                overflowed = sink.overflowed
+                return overflowed ? 0 : sink.count
+            }
+            if !overflowed { return }
+            room *= 2
+        }
     }
 
     package var byteCount: Int { self.count }
@@ -31,6 +67,16 @@ package struct ByteSink: ~Copyable {
 
     @usableFromInline
     mutating func grow(_ extra: Int) {
+        guard self.ownsMemory else {
+            // Borrowed memory cannot grow: report it, and let the rest of the
+            // encoding run into scratch memory that is thrown away.
+            self.overflowed = true
+            self.capacity = max(extra * 2, 4096)
+            self.base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
+            self.count = 0
+            self.ownsMemory = true
+            return
+        }
         var newCapacity = self.capacity * 2
         while newCapacity < self.count + extra { newCapacity *= 2 }
         let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
@@ -54,7 +100,7 @@ package struct ByteSink: ~Copyable {
         self.count += 1
     }
 
-    @inlinable
+    @inline(__always)
     package mutating func append(_ text: StaticString) {
         self.append(start: text.utf8Start, count: text.utf8CodeUnitCount)
     }
@@ -162,12 +208,7 @@ package struct ByteSink: ~Copyable {
             self.appendReserved(UInt8(truncatingIfNeeded: value) &+ 0x30)
             return
         }
-        var length = 1
-        var probe = value
-        while probe >= 10 {
-            probe /= 10
-            length += 1
-        }
+        let length = decimalDigitCount(value)
         let pairs = decimalPairs
         var position = self.base + self.count + length
         var v = value
@@ -291,6 +332,24 @@ package struct ByteSink: ~Copyable {
 
 // StaticStrings: read through a pointer, with no reference counting in the loops.
 @usableFromInline var hexDigits: UnsafePointer<UInt8> { ("0123456789abcdef" as StaticString).utf8Start }
+/// The number of decimal digits, by comparisons (no table to initialise).
+@inline(__always) @usableFromInline
+func decimalDigitCount(_ v: UInt64) -> Int {
+    let e5: UInt64 = 100_000
+    let e10: UInt64 = 10_000_000_000
+    let e15: UInt64 = 1_000_000_000_000_000
+    if v < e5 {
+        return v < 10 ? 1 : v < 100 ? 2 : v < 1_000 ? 3 : v < 10_000 ? 4 : 5
+    }
+    if v < e10 {
+        return v < e5 * 10 ? 6 : v < e5 * 100 ? 7 : v < e5 * 1_000 ? 8 : v < e5 * 10_000 ? 9 : 10
+    }
+    if v < e15 {
+        return v < e10 * 10 ? 11 : v < e10 * 100 ? 12 : v < e10 * 1_000 ? 13 : v < e10 * 10_000 ? 14 : 15
+    }
+    return v < e15 * 10 ? 16 : v < e15 * 100 ? 17 : v < e15 * 1_000 ? 18 : v < e15 * 10_000 ? 19 : 20
+}
+
 /// "00" "01" ... "99": two digits per lookup.
 @usableFromInline var decimalPairs: UnsafePointer<UInt8> {
     ("00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899" as StaticString).utf8Start

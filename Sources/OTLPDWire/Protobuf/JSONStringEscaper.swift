@@ -2,20 +2,54 @@
 /// characters, replaces invalid UTF-8 with U+FFFD, and copies runs of plain
 /// ASCII eight bytes at a time.
 package enum JSONStringEscaper {
+    @inline(__always)
     package static func append(_ bytes: WireBytes, to sink: inout ByteSink) {
         let start = bytes.start
         let count = bytes.count
+        // Most strings need no escaping: check them a word at a time (the last
+        // word overlapping) and copy them whole.
+        if count >= 8 {
+            var i = 0
+            var clean = true
+            while i + 8 <= count {
+                if Self.needsAttention(Self.word(start + i)) {
+                    clean = false
+                    break
+                }
+                i += 8
+            }
+            if clean && (i == count || !Self.needsAttention(Self.word(start + count - 8))) {
+                sink.append(start: start, count: count)
+                return
+            }
+        } else {
+            var clean = true
+            for i in 0..<count where start[i] < 0x20 || start[i] == 0x22 || start[i] == 0x5C || start[i] >= 0x80 {
+                clean = false
+                break
+            }
+            if clean {
+                sink.append(start: start, count: count)
+                return
+            }
+        }
+        Self.appendSlow(start, count, to: &sink)
+    }
+
+    @inline(__always)
+    private static func word(_ p: UnsafePointer<UInt8>) -> UInt64 {
+        UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+    }
+
+    /// Byte by byte, for strings with something to escape or non-ASCII text.
+    private static func appendSlow(_ start: UnsafePointer<UInt8>, _ count: Int, to sink: inout ByteSink) {
         sink.reserve(count)
         var i = 0
         var runStart = 0
         while i < count {
-            // Fast path: eight bytes with nothing to escape and no high bit.
-            if count - i >= 8 {
-                let word = UInt64(littleEndian: UnsafeRawPointer(start + i).loadUnaligned(as: UInt64.self))
-                if !Self.needsAttention(word) {
-                    i += 8
-                    continue
-                }
+            if count - i >= 8 && !Self.needsAttention(Self.word(start + i)) {
+                i += 8
+                continue
             }
             let byte = start[i]
             if byte >= 0x20 && byte != 0x22 && byte != 0x5C && byte < 0x80 {

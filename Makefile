@@ -1,0 +1,63 @@
+# otlpd: build, run and test on a fresh Debian machine (as root).
+#   make run    install what is missing, build, run with the embedded default config
+#   make test   install what is missing, build, run every test
+#   make bench  the benchmark beside the peer collector (see bench/README.md)
+
+SHELL := /bin/bash
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+APT_PACKAGES := pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libzstd-dev zlib1g-dev nghttp2-client curl python3-venv
+SWIFT_BUILD_FLAGS := -c release
+BINARY := .build/release/otlpd
+
+.PHONY: run test build deps apt venv unit integration generated-check unsafe-check bench clean
+
+run: deps build
+	$(BINARY) $(ARGS)
+
+build:
+	swift build $(SWIFT_BUILD_FLAGS) --product otlpd
+
+deps: apt venv
+
+# Installs only what is missing; apt-get update first, as a fresh machine needs.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: Tests/IntegrationTests/requirements.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -r Tests/IntegrationTests/requirements.txt
+	touch $@
+
+test: deps generated-check unsafe-check unit integration
+
+# The committed protobuf-c code matches what protoc-c makes of proto/.
+generated-check:
+	Sources/COTLPProto/generate.sh --check
+
+# Unsafe pointer code stays in the thin layers over C.
+unsafe-check:
+	@bad=$$(grep -rlE 'Unsafe|Unmanaged|@unchecked Sendable' Sources --include=*.swift \
+	  | grep -vE '^Sources/(OTLPDHTTP2|OTLPDWire/Protobuf|OTLPDCompression|OTLPDSystem)/' || true); \
+	if [ -n "$$bad" ]; then echo "unsafe code outside the C-wrapping layers:"; echo "$$bad"; exit 1; fi
+
+# Unit tests share the release build with the binary: one build, not two.
+unit:
+	swift build $(SWIFT_BUILD_FLAGS) --build-tests
+	swift test $(SWIFT_BUILD_FLAGS) --skip-build
+
+integration: build venv
+	OTLPD_BINARY=$(abspath $(BINARY)) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/IntegrationTests
+
+bench: build venv
+	$(PYTHON) bench/run.py --otlpd $(abspath $(BINARY))
+
+clean:
+	rm -rf .build $(VENV)
