@@ -115,6 +115,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .testTarget(
+            name: "OTLPDHTTP2Tests",
+            dependencies: ["OTLPDHTTP2", "CNGHTTP2", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "OTLPDConfigTests", dependencies: ["OTLPDConfig", "OTLPDCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "OTLPDServiceTests", dependencies: ["OTLPDService", "OTLPDConfig", "OTLPDCore", logging], swiftSettings: swiftSettings),
         .testTarget(name: "OTLPDCompressionTests", dependencies: ["OTLPDCompression", nioCore], swiftSettings: swiftSettings),
         .testTarget(
             name: "OTLPDWireTests",

@@ -27,7 +27,7 @@ public enum ConfigLoader {
         var errors: [ConfigError] = []
         for file in files {
             guard let text = Self.readFile(file) else {
-                errors.append(ConfigError(location: SourceLocation(file: file), keyPath: "", message: "cannot read the file: \(String(cString: strerror(errno)))"))
+                errors.append(ConfigError(location: ConfigLocation(file: file), keyPath: "", message: "cannot read the file: \(String(cString: strerror(errno)))"))
                 continue
             }
             sources.append((file, text))
@@ -77,7 +77,7 @@ public enum ConfigLoader {
     /// `--set a.b.c=value` (or `a::b::c=value`, the Collector's newer form);
     /// the value is read as YAML, so `--set x=[a, b]` sets a list.
     static func apply(set: String, to root: ConfigNode, environment: [String: String]) throws(ConfigErrors) -> ConfigNode {
-        let location = SourceLocation(file: "--set \(set)")
+        let location = ConfigLocation(file: "--set \(set)")
         guard let equals = set.firstIndex(of: "=") else {
             throw ConfigErrors([ConfigError(location: location, keyPath: "", message: "expected KEY=VALUE")])
         }

@@ -8,16 +8,16 @@ enum YAMLReader {
         do {
             node = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw ConfigErrors([ConfigError(location: SourceLocation(file: file), keyPath: "", message: "not valid YAML: \(error)")])
+            throw ConfigErrors([ConfigError(location: ConfigLocation(file: file), keyPath: "", message: "not valid YAML: \(error)")])
         } catch {
-            throw ConfigErrors([ConfigError(location: SourceLocation(file: file), keyPath: "", message: "not valid YAML: \(error)")])
+            throw ConfigErrors([ConfigError(location: ConfigLocation(file: file), keyPath: "", message: "not valid YAML: \(error)")])
         }
-        guard let node else { return ConfigNode(.mapping([]), location: SourceLocation(file: file)) }
+        guard let node else { return ConfigNode(.mapping([]), location: ConfigLocation(file: file)) }
         return Self.convert(node, file: file)
     }
 
     static func convert(_ node: Yams.Node, file: String) -> ConfigNode {
-        let location = SourceLocation(file: file, line: node.mark?.line ?? 0)
+        let location = ConfigLocation(file: file, line: node.mark?.line ?? 0)
         switch node {
         case .scalar(let scalar):
             // YAML's null: an empty plain value, ~ or null.

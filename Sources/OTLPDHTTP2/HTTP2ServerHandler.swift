@@ -130,9 +130,9 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
                 self.delegate.handle(request, responder: responder)
             case .bodyTooLarge(let id):
                 guard let head = session.head(of: id) else { continue }
+                // Once the answer is out, tell the client to stop sending the rest.
+                session.resetAfterResponse(id)
                 self.respond(id, self.delegate.bodyTooLargeResponse(for: head))
-                // Tell the client to stop sending the rest.
-                session.resetStream(id, .noError)
             case .streamClosed:
                 break
             case .pingAcknowledged:

@@ -2,13 +2,18 @@ internal import CNGHTTP2
 import NIOCore
 
 /// What a server session advertises to its peer.
+///
+/// Flow control, as gRPC servers do it: the connection window is given back
+/// as bytes arrive, so streams that interleave can never lock each other
+/// out; a stream's window is given back only once its request is answered,
+/// and `maxConcurrentStreams` bounds how many unanswered requests one
+/// connection may hold (at most that many bodies of at most the limit).
 public struct HTTP2ServerSettings: Sendable {
     public var maxConcurrentStreams: UInt32
-    /// How much of one request body a client may send before the server
-    /// consumes it. At least the largest allowed body, so that one request
-    /// never waits on a window update mid-body.
+    /// How much of one request body a client may send unanswered: at least
+    /// the largest allowed body, so one request never waits mid-body.
     public var initialStreamWindow: Int32
-    /// How many unanswered body bytes one connection may hold.
+    /// Large, so a big request is never held up by window round trips.
     public var connectionWindow: Int32
     public var maxFrameSize: UInt32
     public var maxHeaderListSize: UInt32
@@ -66,10 +71,12 @@ final class NGHTTP2ServerSession {
         var body: ByteBuffer
         var bodyLimit = Int.max
         var sizeKnown = false
-        /// Body bytes nghttp2 delivered that the session has not yet given back to flow control.
+        /// Body bytes nghttp2 delivered that the stream's window has not yet been given back for.
         var unconsumed = 0
         /// Refused for its size: later data is dropped and given back at once.
         var discarding = false
+        /// Send RST_STREAM(NO_ERROR) once the response has gone out, so the client stops sending.
+        var resetAfterResponse = false
         var responseBody: ByteBuffer?
         var trailers: [HTTPHeaderField]?
 
@@ -143,10 +150,10 @@ final class NGHTTP2ServerSession {
         self.streams[id]?.head
     }
 
-    /// Gives a stream's delivered body bytes back to flow control.
+    /// Gives a stream's delivered body bytes back to its window (the connection's were given back on arrival).
     func consume(_ id: Int32) {
         guard let stream = self.streams[id], stream.unconsumed > 0 else { return }
-        nghttp2_session_consume(self.session, id, stream.unconsumed)
+        nghttp2_session_consume_stream(self.session, id, stream.unconsumed)
         stream.unconsumed = 0
     }
 
@@ -176,9 +183,15 @@ final class NGHTTP2ServerSession {
         }
     }
 
-    /// Stops a stream (after its response, to tell the client to stop sending).
+    /// Stops a stream at once.
     func resetStream(_ id: Int32, _ code: HTTP2ErrorCode) {
         nghttp2_submit_rst_stream(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, code.rawValue)
+    }
+
+    /// Stops the client's upload once the response is out (RFC 9113 section 8.1:
+    /// a complete response, then RST_STREAM with NO_ERROR).
+    func resetAfterResponse(_ id: Int32) {
+        self.streams[id]?.resetAfterResponse = true
     }
 
     /// The first step of a graceful close: a GOAWAY that admits every stream
@@ -233,6 +246,9 @@ final class NGHTTP2ServerSession {
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onStreamClose(streamID, errorCode)
+        }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
+            Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onFrameSent(frame!)
         }
     }
 
@@ -300,8 +316,9 @@ final class NGHTTP2ServerSession {
     }
 
     private func onData(_ id: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
+        nghttp2_session_consume_connection(self.session, data.count)
         guard let stream = self.streams[id], !stream.discarding else {
-            nghttp2_session_consume(self.session, id, data.count)
+            nghttp2_session_consume_stream(self.session, id, data.count)
             return 0
         }
         stream.unconsumed += data.count
@@ -337,10 +354,21 @@ final class NGHTTP2ServerSession {
     }
 
     private func onStreamClose(_ id: Int32, _ errorCode: UInt32) -> Int32 {
-        if let stream = self.streams.removeValue(forKey: id), stream.unconsumed > 0 {
-            nghttp2_session_consume_connection(self.session, stream.unconsumed)
-        }
+        self.streams.removeValue(forKey: id)
         self.events.append(.streamClosed(id, errorCode: errorCode))
+        return 0
+    }
+
+    private func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let header = frame.pointee.hd
+        let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        let type = UInt32(header.type)
+        if endStream, type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue,
+            let stream = self.streams[header.stream_id], stream.resetAfterResponse
+        {
+            stream.resetAfterResponse = false
+            nghttp2_submit_rst_stream(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), header.stream_id, HTTP2ErrorCode.noError.rawValue)
+        }
         return 0
     }
 

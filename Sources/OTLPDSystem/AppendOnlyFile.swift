@@ -118,6 +118,11 @@ public enum FileOperations {
         access(path, F_OK) == 0
     }
 
+    public static func isDirectory(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+    }
+
     /// Creates the folders above `path` that do not exist.
     public static func makeDirectories(forFile path: String) throws(SystemError) {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
@@ -145,6 +150,7 @@ public enum FileOperations {
         if Self.exists(path) {
             return access(path, W_OK) == 0 ? nil : SystemError("open", path: path)
         }
+        guard Self.isDirectory(existing) else { return SystemError("create", path: path, code: ENOTDIR) }
         return access(existing, W_OK) == 0 ? nil : SystemError("create", path: path)
     }
 }

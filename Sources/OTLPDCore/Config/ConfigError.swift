@@ -1,11 +1,11 @@
 /// One thing wrong with a config: the file, the key path (dotted, as
 /// `--set` spells it) and what is wrong.
 public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var location: SourceLocation?
+    public var location: ConfigLocation?
     public var keyPath: String
     public var message: String
 
-    public init(location: SourceLocation?, keyPath: String, message: String) {
+    public init(location: ConfigLocation?, keyPath: String, message: String) {
         self.location = location
         self.keyPath = keyPath
         self.message = message

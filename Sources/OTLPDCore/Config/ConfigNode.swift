@@ -1,5 +1,5 @@
 /// Where a config value was written, for error messages.
-public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+public struct ConfigLocation: Sendable, Hashable, CustomStringConvertible {
     public var file: String
     /// 1-based; 0 when unknown (a value from `--set` or the embedded default).
     public var line: Int
@@ -36,18 +36,18 @@ public struct ConfigNode: Sendable {
     }
 
     public var value: Value
-    public var location: SourceLocation?
+    public var location: ConfigLocation?
 
-    public init(_ value: Value, location: SourceLocation? = nil) {
+    public init(_ value: Value, location: ConfigLocation? = nil) {
         self.value = value
         self.location = location
     }
 
-    public static func scalar(_ text: String, quoted: Bool = false, location: SourceLocation? = nil) -> ConfigNode {
+    public static func scalar(_ text: String, quoted: Bool = false, location: ConfigLocation? = nil) -> ConfigNode {
         ConfigNode(.scalar(text, quoted: quoted), location: location)
     }
 
-    public static func mapping(_ entries: [(String, ConfigNode)], location: SourceLocation? = nil) -> ConfigNode {
+    public static func mapping(_ entries: [(String, ConfigNode)], location: ConfigLocation? = nil) -> ConfigNode {
         ConfigNode(.mapping(entries.map { Entry(key: $0.0, value: $0.1) }), location: location)
     }
 

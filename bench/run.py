@@ -1,0 +1,820 @@
+#!/usr/bin/env python3
+"""The otlpd benchmark, beside the peer collector rotel (see bench/README.md).
+
+For every scenario, in one invocation, the two collectors take turns
+(otlpd, rotel, otlpd, rotel): each pass starts a fresh collector pinned to
+CPU 0, drives it with h2load pinned to CPU 1, warms up, then measures a fixed
+window. It reads the collector's CPU time (utime+stime of all threads) from
+/proc/PID/stat at the window's edges (h2load prints when its main phase starts
+and ends), its peak RSS (VmHWM), and the latency of every request of the
+window from h2load's --log-file. While a gRPC run is under way, a real gRPC
+client (grpcio) sends a few requests and checks for grpc-status OK, since
+h2load counts any HTTP 200 as a success and never reads trailers.
+
+  make bench                                   (builds otlpd, then runs this)
+  .venv/bin/python bench/run.py --otlpd .build/release/otlpd [--quick] [--scenarios 1,grpc-10]
+
+Prints a markdown report and writes it to bench/out/results-<timestamp>.md.
+Exit status: 0 when every run succeeded (whatever the targets say), 1 when any
+request failed or a collector misbehaved, 2 for a usage or setup error.
+"""
+import argparse
+import datetime
+import http.client
+import importlib.util
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+OUT_DIR = os.path.join(BENCH_DIR, "out")
+PAYLOAD_DIR = os.path.join(BENCH_DIR, "payloads")
+SHM_DIR = "/dev/shm/otlpd-bench"          # the file exporter's output for the main file row (tmpfs)
+DISK_DIR = os.path.join(OUT_DIR, "file-disk")  # ... and for the extra, disk-bound row
+COLLECTOR_CPU = "0"
+LOAD_CPU = "1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+GRPC_PATHS = {
+    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+}
+HTTP_PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}
+UNITS = {"traces": "spans", "metrics": "points", "logs": "records"}
+
+
+@dataclass
+class Scenario:
+    number: int
+    key: str
+    title: str
+    signal: str
+    payload: str          # base name in bench/payloads (.pb for HTTP, .grpc for gRPC)
+    protocol: str         # "grpc" (h2c) or "http1" (OTLP/HTTP over HTTP/1.1)
+    clients: int
+    streams: int
+    otlpd_exporter: str = "nop"   # "nop" or "file"
+
+    @property
+    def unit(self):
+        return UNITS[self.signal]
+
+
+SCENARIOS = [
+    Scenario(1, "grpc-512", "gRPC, 512-span traces → nop / blackhole", "traces", "traces-512", "grpc", 4, 10),
+    Scenario(2, "grpc-10", "gRPC, 10-span traces → nop / blackhole", "traces", "traces-10", "grpc", 4, 10),
+    Scenario(3, "http1-512", "OTLP/HTTP over HTTP/1.1, 512-span traces → nop / blackhole", "traces", "traces-512",
+             "http1", 16, 1),
+    Scenario(4, "file-json", "gRPC, 512-span traces → otlpd file (OTLP/JSON, tmpfs) vs rotel blackhole", "traces",
+             "traces-512", "grpc", 4, 10, otlpd_exporter="file"),
+    Scenario(5, "logs-512", "gRPC, 512-record logs → nop / blackhole", "logs", "logs-512", "grpc", 4, 10),
+    Scenario(6, "metrics-512", "gRPC, 512-point metrics → nop / blackhole", "metrics", "metrics-512", "grpc", 4, 10),
+]
+
+
+@dataclass
+class Run:
+    scenario: str
+    collector: str        # "otlpd", "rotel", or "otlpd (disk)"
+    pass_no: int
+    duration: float       # h2load's main phase (-D), seconds
+    window: float = 0.0   # the same window as this script saw it (CPU sampling)
+    succeeded: int = 0
+    items_per_request: int = 0
+    cpu: float = 0.0      # collector CPU-seconds in the window
+    loadgen_cpu: float = 0.0
+    rss_mib: float = 0.0
+    p50_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    h2load_summary: str = ""
+    checks_ok: int = 0
+    checks_total: int = 0
+    problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    @property
+    def rate(self):  # items per second
+        return self.succeeded * self.items_per_request / self.duration if self.duration else 0.0
+
+    @property
+    def cores(self):
+        return self.cpu / self.window if self.window else float("nan")
+
+    @property
+    def loadgen_cores(self):
+        return self.loadgen_cpu / self.window if self.window else float("nan")
+
+    @property
+    def cpu_per_million(self):  # CPU-seconds per million items
+        return self.cores / self.rate * 1e6 if self.rate else float("nan")
+
+    @property
+    def failed(self):
+        return bool(self.problems)
+
+
+# ---------------------------------------------------------------- helpers
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def cpu_seconds(pid):
+    """utime + stime of every thread of the process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()   # fields[0] is field 3 (state)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(sorted_values, q):
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def median(values):
+    values = [v for v in values if v == v]  # drop NaN
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value, digits=2):
+    if value != value:  # NaN
+        return "–"
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:.{digits}f} M"
+    if abs(value) >= 1e4:
+        return f"{value / 1e3:.0f} k"
+    return f"{value:.{digits}f}"
+
+
+def run_text(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError) as error:
+        return f"unknown ({error})"
+
+
+def find_rotel():
+    spec = importlib.util.find_spec("rotel")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = os.path.join(location, "rotel-agent")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------- payloads
+
+def make_payloads():
+    subprocess.run([sys.executable, os.path.join(BENCH_DIR, "payloads.py"), PAYLOAD_DIR], check=True,
+                   stdout=subprocess.DEVNULL)
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    counts = {}
+    for name in ("traces-512", "traces-10", "logs-512", "metrics-512"):
+        with open(os.path.join(PAYLOAD_DIR, name + ".pb"), "rb") as f:
+            body = f.read()
+        if name.startswith("traces"):
+            msg = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+            n = sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans)
+        elif name.startswith("logs"):
+            msg = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
+            n = sum(len(sl.log_records) for rl in msg.resource_logs for sl in rl.scope_logs)
+        else:
+            msg = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
+            n = 0
+            for rm in msg.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        kind = m.WhichOneof("data")
+                        n += len(getattr(m, kind).data_points) if kind else 0
+        counts[name] = n
+    return counts
+
+
+def message_classes(signal_name):
+    if signal_name == "traces":
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as m
+        return m.ExportTraceServiceRequest, m.ExportTraceServiceResponse, "rejected_spans"
+    if signal_name == "logs":
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as m
+        return m.ExportLogsServiceRequest, m.ExportLogsServiceResponse, "rejected_log_records"
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as m
+    return m.ExportMetricsServiceRequest, m.ExportMetricsServiceResponse, "rejected_data_points"
+
+
+# ---------------------------------------------------------------- collectors
+
+class Collector:
+    """One collector process pinned to COLLECTOR_CPU, from start to stop."""
+
+    def __init__(self, name, argv, workdir, ready_line=None):
+        self.name, self.argv, self.workdir, self.ready_line = name, argv, workdir, ready_line
+        self.proc = None
+        self.stdout_path = os.path.join(workdir, f"{name}.stdout")
+        self.stderr_path = os.path.join(workdir, f"{name}.stderr")
+
+    def start(self, ports, timeout=30):
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(["taskset", "-c", COLLECTOR_CPU, *self.argv], stdout=out, stderr=err,
+                                         stdin=subprocess.DEVNULL, cwd=self.workdir, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} at start:\n{self.tail()}")
+            ready = self.ready_line is None or self.ready_line in self.read(self.stderr_path)
+            if ready and all(port_open(p) for p in ports):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.tail()}")
+
+    @property
+    def pid(self):
+        return self.proc.pid  # taskset execs the collector: same PID
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    @staticmethod
+    def read(path):
+        try:
+            with open(path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def tail(self, lines=15):
+        text = (self.read(self.stderr_path) + self.read(self.stdout_path)).splitlines()
+        return "\n".join(text[-lines:])
+
+    def log_lines(self, *needles):
+        text = self.read(self.stderr_path) + self.read(self.stdout_path)
+        return [line for line in text.splitlines() if any(n in line for n in needles)]
+
+
+def otlpd_collector(binary, workdir, grpc_port, http_port, exporter="nop", file_path=None):
+    if exporter == "file":
+        exporters = ("  nop: {}\n"
+                     f"  file: {{ path: {file_path}, format: json, "
+                     "rotation: { max_megabytes: 256, max_backups: 1 } }\n")
+        trace_exporter = "file"
+    else:
+        exporters = "  nop: {}\n"
+        trace_exporter = "nop"
+    config = (
+        "receivers:\n"
+        "  otlp:\n"
+        "    protocols:\n"
+        f"      grpc: {{ endpoint: 127.0.0.1:{grpc_port} }}\n"
+        f"      http: {{ endpoint: 127.0.0.1:{http_port} }}\n"
+        "exporters:\n" + exporters +
+        "service:\n"
+        "  pipelines:\n"
+        f"    traces: {{ receivers: [otlp], exporters: [{trace_exporter}] }}\n"
+        "    metrics: { receivers: [otlp], exporters: [nop] }\n"
+        "    logs: { receivers: [otlp], exporters: [nop] }\n")
+    path = os.path.join(workdir, "otlpd.yaml")
+    with open(path, "w") as f:
+        f.write(config)
+    return Collector("otlpd", [binary, "--config", path], workdir, ready_line="otlpd is ready")
+
+
+def rotel_collector(binary, workdir, grpc_port, http_port):
+    return Collector("rotel", [
+        binary, "start",
+        "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+        "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+        "--exporter", "blackhole",
+        "--pid-file", os.path.join(workdir, "rotel.pid"),
+        "--log-file", os.path.join(workdir, "rotel.log"),
+    ], workdir)
+
+
+# ---------------------------------------------------------------- the checking client
+
+class Checker(threading.Thread):
+    """Sends a few requests with a real client while h2load runs: grpcio for gRPC
+    (it reads trailers, h2load does not), http.client for OTLP/HTTP."""
+
+    def __init__(self, scenario, port, window, count=3):
+        super().__init__(daemon=True)
+        self.scenario, self.port, self.window, self.count = scenario, port, window, count
+        self.ok, self.errors = 0, []
+        ext = ".pb"
+        with open(os.path.join(PAYLOAD_DIR, scenario.payload + ext), "rb") as f:
+            self.body = f.read()
+        self.go = threading.Event()
+
+    def run(self):
+        self.go.wait()
+        request_cls, response_cls, rejected_field = message_classes(self.scenario.signal)
+        spacing = self.window / (self.count + 1)
+        if self.scenario.protocol == "grpc":
+            import grpc
+            channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+            export = channel.unary_unary(GRPC_PATHS[self.scenario.signal],
+                                         request_serializer=request_cls.SerializeToString,
+                                         response_deserializer=response_cls.FromString)
+            request = request_cls.FromString(self.body)
+            try:
+                for _ in range(self.count):
+                    time.sleep(spacing)
+                    try:
+                        response, call = export.with_call(request, timeout=15)
+                        rejected = getattr(response.partial_success, rejected_field)
+                        if call.code() != grpc.StatusCode.OK:
+                            self.errors.append(f"grpc status {call.code()}")
+                        elif rejected:
+                            self.errors.append(f"partial success: {rejected} rejected")
+                        else:
+                            self.ok += 1
+                    except grpc.RpcError as error:
+                        self.errors.append(f"grpc {error.code()}: {error.details()}")
+            finally:
+                channel.close()
+        else:
+            for _ in range(self.count):
+                time.sleep(spacing)
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+                    conn.request("POST", HTTP_PATHS[self.scenario.signal], body=self.body,
+                                 headers={"Content-Type": "application/x-protobuf"})
+                    reply = conn.getresponse()
+                    data = reply.read()
+                    conn.close()
+                    if reply.status != 200:
+                        self.errors.append(f"HTTP {reply.status}: {data[:200]!r}")
+                        continue
+                    rejected = getattr(response_cls.FromString(data).partial_success, rejected_field)
+                    if rejected:
+                        self.errors.append(f"partial success: {rejected} rejected")
+                    else:
+                        self.ok += 1
+                except Exception as error:  # noqa: BLE001 - reported, not raised
+                    self.errors.append(f"HTTP client: {error!r}")
+
+
+# ---------------------------------------------------------------- one run
+
+def h2load_argv(scenario, port, warmup, duration, log_path):
+    argv = ["taskset", "-c", LOAD_CPU, "h2load", "-t", "1", "-c", str(scenario.clients), "-m", str(scenario.streams),
+            "--warm-up-time", str(warmup), "-D", str(duration), "--log-file", log_path]
+    if scenario.protocol == "grpc":
+        argv += ["-H", "content-type: application/grpc", "-H", "te: trailers",
+                 "-d", os.path.join(PAYLOAD_DIR, scenario.payload + ".grpc"),
+                 f"http://127.0.0.1:{port}{GRPC_PATHS[scenario.signal]}"]
+    else:
+        argv += ["--h1", "-H", "content-type: application/x-protobuf",
+                 "-d", os.path.join(PAYLOAD_DIR, scenario.payload + ".pb"),
+                 f"http://127.0.0.1:{port}{HTTP_PATHS[scenario.signal]}"]
+    return argv
+
+
+def parse_h2load_summary(run, lines):
+    import re
+    counts = {}
+    for line in lines:
+        if line.startswith("requests:"):
+            counts.update({k: int(v) for v, k in re.findall(r"(\d+) (total|started|done|succeeded|failed|errored|timeout)", line)})
+            run.h2load_summary = line.strip()
+        elif line.startswith("status codes:"):
+            counts.update({k: int(v) for v, k in re.findall(r"(\d+) ([2-5]xx)", line)})
+            run.h2load_summary += "; " + line.strip()
+    if "succeeded" not in counts:
+        run.problems.append("h2load printed no request summary")
+        return
+    run.succeeded = counts["succeeded"]
+    bad = {k: counts.get(k, 0) for k in ("failed", "errored", "timeout", "3xx", "4xx", "5xx") if counts.get(k, 0)}
+    if bad:
+        run.problems.append("h2load: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
+    if run.succeeded == 0:
+        run.problems.append("h2load: no request succeeded")
+
+
+def parse_h2load_log(run, log_path, threshold_us):
+    latencies, bad_status = [], 0
+    try:
+        with open(log_path) as f:
+            for line in f:
+                parts = line.split("\t")
+                if len(parts) < 3 or int(parts[0]) < threshold_us:
+                    continue   # a warm-up row (h2load 1.52 logs only the main phase; this is a safety net)
+                if not parts[1].startswith("2"):
+                    bad_status += 1
+                latencies.append(int(parts[2]))
+    except OSError as error:
+        run.problems.append(f"h2load log unreadable: {error}")
+        return
+    latencies.sort()
+    run.p50_ms = percentile(latencies, 50) / 1000
+    run.p99_ms = percentile(latencies, 99) / 1000
+    if bad_status:
+        run.problems.append(f"h2load log: {bad_status} responses not 2xx")
+    if run.succeeded and abs(len(latencies) - run.succeeded) > max(50, run.succeeded * 0.02):
+        run.notes.append(f"h2load log holds {len(latencies)} rows of the window for {run.succeeded} succeeded")
+
+
+def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
+    label = collector_name if file_dir is None or file_dir == SHM_DIR else "otlpd (disk)"
+    run = Run(scenario.key, label, pass_no, args.duration, items_per_request=counts[scenario.payload])
+    workdir = tempfile.mkdtemp(prefix=f"otlpd-bench-{scenario.key}-{collector_name}-")
+    grpc_port, http_port = free_port(), free_port()
+    if collector_name == "otlpd":
+        file_path = None
+        if scenario.otlpd_exporter == "file":
+            shutil.rmtree(file_dir, ignore_errors=True)
+            os.makedirs(file_dir)
+            file_path = os.path.join(file_dir, "traces.jsonl")
+        collector = otlpd_collector(args.otlpd_copy, workdir, grpc_port, http_port, scenario.otlpd_exporter, file_path)
+    else:
+        collector = rotel_collector(args.rotel, workdir, grpc_port, http_port)
+    port = grpc_port if scenario.protocol == "grpc" else http_port
+    log_path = os.path.join(workdir, "h2load.log")
+    checker = Checker(scenario, port, args.duration)
+    try:
+        collector.start([grpc_port, http_port])
+        checker.start()
+        launch_us = time.time_ns() // 1000
+        h2 = subprocess.Popen(h2load_argv(scenario, port, args.warmup, args.duration, log_path),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        lines, marks = [], {}
+        killer = threading.Timer(args.warmup + args.duration + 120, h2.kill)
+        killer.start()
+        try:
+            for line in h2.stdout:
+                lines.append(line)
+                if "Main benchmark duration is started" in line and "start" not in marks:
+                    marks["start"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid))
+                    checker.go.set()
+                elif "Main benchmark duration is over" in line and "end" not in marks:
+                    marks["end"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid))
+                    run.rss_mib = peak_rss_mib(collector.pid)
+            h2.wait()
+        finally:
+            killer.cancel()
+            checker.go.set()
+        if h2.returncode != 0:
+            run.problems.append(f"h2load exited with {h2.returncode}: {''.join(lines[-5:]).strip()}")
+        if "start" in marks and "end" in marks:
+            run.window = marks["end"][0] - marks["start"][0]
+            run.cpu = marks["end"][1] - marks["start"][1]
+            run.loadgen_cpu = marks["end"][2] - marks["start"][2]
+        else:
+            run.problems.append("h2load's main-phase start/end lines were not seen: no CPU figures")
+        parse_h2load_summary(run, lines)
+        parse_h2load_log(run, log_path, launch_us + int(args.warmup * 1e6))
+        checker.join(timeout=30)
+        run.checks_ok, run.checks_total = checker.ok, checker.count
+        if checker.is_alive():
+            run.problems.append("checking client did not finish")
+        for error in checker.errors:
+            run.problems.append(f"checking client: {error}")
+        if not collector.alive():
+            run.problems.append(f"{collector_name} died during the run (exit {collector.proc.returncode}):\n"
+                                f"{collector.tail()}")
+        if file_dir is not None:
+            check_file_output(run, file_dir)
+    except RuntimeError as error:
+        run.problems.append(str(error))
+    finally:
+        collector.stop()
+        noisy = collector.log_lines("\terror\t", "\tcritical\t", " ERROR", " WARN")
+        if noisy:
+            run.notes.append(f"{len(noisy)} error/warning log lines, e.g. {noisy[0].strip()[:200]}")
+        if collector_name == "otlpd" and collector.proc is not None and collector.proc.returncode not in (0, None):
+            run.notes.append(f"otlpd exited with {collector.proc.returncode} on SIGTERM")
+        if file_dir is not None:
+            shutil.rmtree(file_dir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return run
+
+
+def check_file_output(run, file_dir):
+    """The file exporter wrote OTLP/JSON lines: look at the first line still on disk."""
+    files = sorted(os.listdir(file_dir)) if os.path.isdir(file_dir) else []
+    size = sum(os.path.getsize(os.path.join(file_dir, n)) for n in files)
+    if not files or size == 0:
+        run.problems.append(f"file exporter wrote nothing under {file_dir}")
+        return
+    with open(os.path.join(file_dir, files[0]), "rb") as f:
+        first = f.readline()
+    try:
+        if "resourceSpans" not in json.loads(first):
+            run.problems.append("file exporter: first line has no resourceSpans")
+    except ValueError as error:
+        run.problems.append(f"file exporter: first line is not JSON ({error})")
+    run.notes.append(f"{len(files)} file(s), {size / 2**20:.0f} MiB left under {file_dir} at the end")
+
+
+# ---------------------------------------------------------------- report
+
+def summarize(runs):
+    """Median of each figure over the passes."""
+    return {
+        "rate": median([r.rate for r in runs]),
+        "cores": median([r.cores for r in runs]),
+        "loadgen_cores": median([r.loadgen_cores for r in runs]),
+        "cpu_per_million": median([r.cpu_per_million for r in runs]),
+        "rss_mib": median([r.rss_mib for r in runs]),
+        "p50_ms": median([r.p50_ms for r in runs]),
+        "p99_ms": median([r.p99_ms for r in runs]),
+        "problems": sum(len(r.problems) for r in runs),
+        "spread": (max(r.rate for r in runs) - min(r.rate for r in runs)) / median([r.rate for r in runs]) * 100
+        if runs and median([r.rate for r in runs]) else float("nan"),
+        "passes": len(runs),
+    }
+
+
+def ratio(a, b):
+    return a / b if b and b == b and a == a else float("nan")
+
+
+def check_targets(results):
+    """One line per target: PASS/MISS with the margin (positive = headroom)."""
+    lines = []
+
+    valid = True  # False while the pair being checked had a failed run
+
+    def verdict(ok):
+        return ("PASS" if ok else "MISS") if valid else "INVALID"
+
+    def at_most(name, measured, bound, detail):
+        if measured != measured:
+            return lines.append(f"SKIP  {name}: not measured")
+        margin = (bound - measured) / bound * 100
+        lines.append(f"{verdict(measured <= bound)}  {name}: {detail} (limit {bound:.3g}, margin {margin:+.0f} %)"
+                     + ("" if valid else " -- some runs failed, figures not valid"))
+
+    def at_least(name, measured, bound, detail):
+        if measured != measured:
+            return lines.append(f"SKIP  {name}: not measured")
+        margin = (measured - bound) / bound * 100
+        lines.append(f"{verdict(measured >= bound)}  {name}: {detail} (limit {bound:.3g}, margin {margin:+.0f} %)"
+                     + ("" if valid else " -- some runs failed, figures not valid"))
+
+    def pair(key):
+        nonlocal valid
+        s = results.get(key, {})
+        o, r = s.get("otlpd"), s.get("rotel")
+        valid = not ((o and o["problems"]) or (r and r["problems"]))
+        return o, r
+
+    o, r = pair("grpc-512")
+    if o and r:
+        q = ratio(o["cpu_per_million"], r["cpu_per_million"])
+        at_most("gRPC 512-span → nop: otlpd CPU-s per M spans ≤ 1/4 of rotel's", q, 0.25,
+                f"{o['cpu_per_million']:.3f} vs {r['cpu_per_million']:.3f} CPU-s/M, ratio {q:.3f}")
+        q = ratio(o["rss_mib"], r["rss_mib"])
+        at_most("gRPC 512-span → nop: otlpd peak RSS ≤ rotel's", q, 1.0,
+                f"{o['rss_mib']:.1f} vs {r['rss_mib']:.1f} MiB, ratio {q:.2f}")
+    else:
+        lines.append("SKIP  gRPC 512-span → nop targets: scenario not run")
+    o, r = pair("grpc-10")
+    if o and r:
+        q = ratio(o["rate"], r["rate"])
+        at_least("gRPC 10-span: otlpd spans/s ≥ 4× rotel's", q, 4.0,
+                 f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s, ratio {q:.2f}")
+        at_most("gRPC 10-span: otlpd p99 ≤ 5 ms", o["p99_ms"], 5.0, f"p99 {o['p99_ms']:.2f} ms")
+    else:
+        lines.append("SKIP  gRPC 10-span targets: scenario not run")
+    o, r = pair("http1-512")
+    if o and r:
+        q = ratio(r["cpu_per_million"], o["cpu_per_million"])  # spans per CPU-second, otlpd over rotel
+        at_least("OTLP/HTTP/1.1 512-span → nop: otlpd spans per CPU-second ≥ 4× rotel's", q, 4.0,
+                 f"{fmt(1e6 / o['cpu_per_million'])} vs {fmt(1e6 / r['cpu_per_million'])} spans/CPU-s, ratio {q:.2f}")
+    else:
+        lines.append("SKIP  OTLP/HTTP/1.1 target: scenario not run")
+    o, r = pair("file-json")
+    if o and r:
+        q = ratio(o["rate"], r["rate"])
+        at_least("gRPC 512-span → file (json, tmpfs): otlpd spans/s ≥ 2× rotel's blackhole", q, 2.0,
+                 f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s, ratio {q:.2f}")
+    else:
+        lines.append("SKIP  file target: scenario not run")
+    return lines
+
+
+def report(args, machine, scenarios, all_runs, results, targets):
+    out = []
+    out.append(f"# otlpd benchmark, {machine['date']}\n")
+    out.append(f"- machine: {machine['nproc']} CPUs ({machine['cpu']}), kernel {machine['kernel']}")
+    out.append(f"- otlpd: `{machine['otlpd']}` ({args.otlpd})")
+    out.append(f"- rotel: `{machine['rotel']}` ({args.rotel}), exporter blackhole")
+    out.append(f"- load: `{machine['h2load']}`; collector on CPU {COLLECTOR_CPU}, h2load on CPU {LOAD_CPU}")
+    out.append(f"- each run: {args.warmup} s warm-up, {args.duration} s measured window; "
+               f"{args.passes} pass(es) per collector, alternating; figures are medians over the passes")
+    out.append(f"- command: `{' '.join(sys.argv)}`\n")
+    out.append("| # | scenario | collector | items/s | collector cores | CPU-s per M items | peak RSS MiB "
+               "| p50 ms | p99 ms | h2load cores | spread of items/s over passes | failures |")
+    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for scn in scenarios:
+        res = results.get(scn.key, {})
+        for name in ("otlpd", "rotel", "otlpd (disk)"):
+            s = res.get(name)
+            if not s:
+                continue
+            title = scn.title if name == "otlpd" else ""
+            coll = name if name != "otlpd (disk)" else "otlpd, file on repo disk (disk-bound, 1 pass)"
+            out.append(f"| {scn.number if name == 'otlpd' else ''} | {title} | {coll} | {fmt(s['rate'])} {scn.unit}/s "
+                       f"| {s['cores']:.2f} | {s['cpu_per_million']:.3f} | {s['rss_mib']:.1f} | {s['p50_ms']:.2f} "
+                       f"| {s['p99_ms']:.2f} | {s['loadgen_cores']:.2f} | "
+                       f"{'–' if s['passes'] < 2 else format(s['spread'], '.0f') + ' %'} | {s['problems'] or ''} |")
+        o, r = res.get("otlpd"), res.get("rotel")
+        if o and r:
+            out.append(f"| | | **otlpd / rotel** | **{ratio(o['rate'], r['rate']):.2f}×** | "
+                       f"{ratio(o['cores'], r['cores']):.2f}× | **{ratio(o['cpu_per_million'], r['cpu_per_million']):.3f}×** "
+                       f"| {ratio(o['rss_mib'], r['rss_mib']):.2f}× | {ratio(o['p50_ms'], r['p50_ms']):.3f}× "
+                       f"| {ratio(o['p99_ms'], r['p99_ms']):.3f}× | | | |")
+    out.append("")
+    out.append("## Targets\n")
+    out.append("```")
+    out.extend(targets)
+    out.append("```\n")
+    out.append("## Every pass\n")
+    out.append("| scenario | collector | pass | items/s | cores | CPU-s/M | RSS MiB | p50 ms | p99 ms | window s "
+               "| real-client checks | h2load |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for r in all_runs:
+        out.append(f"| {r.scenario} | {r.collector} | {r.pass_no} | {fmt(r.rate)} | {r.cores:.2f} | "
+                   f"{r.cpu_per_million:.3f} | {r.rss_mib:.1f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.window:.2f} | "
+                   f"{r.checks_ok}/{r.checks_total} OK | {r.h2load_summary} |")
+    problems = [(r, p) for r in all_runs for p in r.problems]
+    notes = [(r, n) for r in all_runs for n in r.notes]
+    if problems:
+        out.append("\n## FAILURES\n")
+        for r, p in problems:
+            out.append(f"- **{r.scenario} / {r.collector} / pass {r.pass_no}**: {p}")
+    if notes:
+        out.append("\n## Notes\n")
+        for r, n in notes:
+            out.append(f"- {r.scenario} / {r.collector} / pass {r.pass_no}: {n}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+def select_scenarios(spec):
+    if not spec:
+        return SCENARIOS
+    chosen = []
+    for token in [t.strip() for t in spec.split(",") if t.strip()]:
+        match = [s for s in SCENARIOS if token == str(s.number) or token == s.key]
+        if not match:
+            raise SystemExit(f"unknown scenario {token!r}; known: " +
+                             ", ".join(f"{s.number}={s.key}" for s in SCENARIOS))
+        chosen.extend(m for m in match if m not in chosen)
+    return sorted(chosen, key=lambda s: s.number)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--otlpd", required=True, help="the otlpd binary (a release build)")
+    parser.add_argument("--rotel", help="the rotel-agent binary (default: the one in the installed rotel wheel)")
+    parser.add_argument("--quick", action="store_true", help="a sanity run: 1 s warm-up, 3 s windows, 1 pass")
+    parser.add_argument("--scenarios", help="comma-separated numbers or keys: " +
+                        ", ".join(f"{s.number}={s.key}" for s in SCENARIOS))
+    parser.add_argument("--no-disk", action="store_true", help="skip the extra disk-bound file row")
+    args = parser.parse_args()
+
+    args.warmup, args.duration, args.passes = (1, 3, 1) if args.quick else (3, 12, 2)
+    scenarios = select_scenarios(args.scenarios)
+    args.otlpd = os.path.abspath(args.otlpd)
+    if not os.access(args.otlpd, os.X_OK):
+        print(f"otlpd binary not found or not executable: {args.otlpd}", file=sys.stderr)
+        return 2
+    args.rotel = args.rotel or find_rotel()
+    if not args.rotel:
+        print("rotel-agent not found: install the rotel wheel (make venv) or pass --rotel", file=sys.stderr)
+        return 2
+    for tool in ("h2load", "taskset"):
+        if not shutil.which(tool):
+            print(f"{tool} not found (Debian: nghttp2-client, util-linux)", file=sys.stderr)
+            return 2
+    if len(os.sched_getaffinity(0)) < 2:
+        print("needs two CPUs (0 for the collector, 1 for h2load)", file=sys.stderr)
+        return 2
+
+    nproc = len(os.sched_getaffinity(0))
+    cpu_model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    # A snapshot of the binary: the one at --otlpd may be replaced while this runs.
+    snapshot_dir = tempfile.mkdtemp(prefix="otlpd-bench-bin-")
+    args.otlpd_copy = os.path.join(snapshot_dir, "otlpd")
+    shutil.copy2(args.otlpd, args.otlpd_copy)
+    machine = {
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "nproc": nproc, "cpu": cpu_model, "kernel": platform.release(),
+        "otlpd": run_text([args.otlpd_copy, "version"]),
+        "rotel": run_text([args.rotel, "--version"]),
+        "h2load": run_text(["h2load", "--version"]),
+    }
+    # This script (and the checking client) shares CPU 1 with h2load, never CPU 0.
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+
+    counts = make_payloads()
+    log(f"{machine['otlpd']} / {machine['rotel']}; payload items: {counts}")
+    all_runs, results = [], {}
+    started = time.monotonic()
+    try:
+        for scn in scenarios:
+            log(f"== {scn.number}. {scn.title} (h2load -c {scn.clients} -m {scn.streams})")
+            by_collector = {"otlpd": [], "rotel": []}
+            for pass_no in range(1, args.passes + 1):
+                for name in ("otlpd", "rotel"):
+                    file_dir = SHM_DIR if (name == "otlpd" and scn.otlpd_exporter == "file") else None
+                    run = one_run(scn, name, pass_no, args, counts, file_dir)
+                    by_collector[name].append(run)
+                    all_runs.append(run)
+                    log(f"   {name:5} pass {pass_no}: {fmt(run.rate)} {scn.unit}/s, {run.cores:.2f} cores, "
+                        f"{run.cpu_per_million:.3f} CPU-s/M, RSS {run.rss_mib:.1f} MiB, "
+                        f"p50/p99 {run.p50_ms:.2f}/{run.p99_ms:.2f} ms, h2load {run.loadgen_cores:.2f} cores, "
+                        f"checks {run.checks_ok}/{run.checks_total}" + (" FAILED: " + "; ".join(run.problems)
+                                                                         if run.problems else ""))
+            results[scn.key] = {name: summarize(runs) for name, runs in by_collector.items()}
+            if scn.otlpd_exporter == "file" and not args.no_disk:
+                run = one_run(scn, "otlpd", 1, args, counts, DISK_DIR)
+                all_runs.append(run)
+                results[scn.key]["otlpd (disk)"] = summarize([run])
+                log(f"   otlpd, file on disk: {fmt(run.rate)} {scn.unit}/s, {run.cores:.2f} cores, "
+                    f"{run.cpu_per_million:.3f} CPU-s/M" + (" FAILED: " + "; ".join(run.problems)
+                                                            if run.problems else ""))
+    finally:
+        shutil.rmtree(snapshot_dir, ignore_errors=True)
+        shutil.rmtree(SHM_DIR, ignore_errors=True)
+        shutil.rmtree(DISK_DIR, ignore_errors=True)
+    log(f"took {time.monotonic() - started:.0f} s")
+
+    targets = check_targets(results)
+    text = report(args, machine, scenarios, all_runs, results, targets)
+    print(text)
+    os.makedirs(OUT_DIR, exist_ok=True)
+    path = os.path.join(OUT_DIR, f"results-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.md")
+    with open(path, "w") as f:
+        f.write(text)
+    failed = [r for r in all_runs if r.problems]
+    if failed:
+        print(f"\n!!! {len(failed)} run(s) had failures: see FAILURES above. Results in {path}", file=sys.stderr)
+        return 1
+    print(f"\nwritten to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
