@@ -104,6 +104,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "OTLPDTestSupport",
+            dependencies: ["OTLPDCore", nioCore],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "otlpd",
             dependencies: [
@@ -118,6 +123,21 @@ let package = Package(
         .testTarget(
             name: "OTLPDHTTP2Tests",
             dependencies: ["OTLPDHTTP2", "CNGHTTP2", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OTLPDTransportTests",
+            dependencies: ["OTLPDTransport", "OTLPDHTTP2", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OTLPDProcessorsTests",
+            dependencies: ["OTLPDProcessors", "OTLPDTestSupport", "OTLPDWire", "OTLPDCore", nioCore, nioPosix],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OTLPDExportersTests",
+            dependencies: ["OTLPDExporters", "OTLPDTestSupport", "OTLPDCompression", "OTLPDWire", "OTLPDCore", nioCore, nioPosix, logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "OTLPDConfigTests", dependencies: ["OTLPDConfig", "OTLPDCore"], swiftSettings: swiftSettings),

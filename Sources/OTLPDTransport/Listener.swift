@@ -95,28 +95,8 @@ public final class Listener: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 connections.add(channel)
-                let remote = channel.remoteAddress
-                let client = ClientInfo(
-                    address: remote?.ipAddress ?? "unknown",
-                    endpoint: remote.map { "\($0.ipAddress ?? "unknown"):\($0.port ?? 0)" } ?? "unknown",
-                    role: role,
-                    localPort: channel.localAddress?.port ?? 0,
-                    isTLS: sslContext != nil)
                 do {
-                    let pipeline = channel.pipeline.syncOperations
-                    if let sslContext {
-                        try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
-                        try pipeline.addHandler(TLSErrorReporter(handler: handler, client: client))
-                    }
-                    try pipeline.addHandler(
-                        ProtocolSniffer(
-                            makeHTTP2Handler: {
-                                HTTP2ServerHandler(settings: http2Settings, delegate: HTTP2RequestBridge(handler: handler, client: client))
-                            },
-                            makeHTTP1Handler: { HTTP1ServerHandler(handler: handler, client: client) },
-                            onPlaintextTLS: {
-                                handler.connectionFailed(client: client, reason: "sent a TLS handshake to a listener without TLS")
-                            }))
+                    try ConnectionSetup.install(on: channel, handler: handler, role: role, http2: http2Settings, tls: sslContext)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -151,6 +131,36 @@ public final class Listener: Sendable {
     }
 
     public var openConnectionCount: Int { self.connections.count }
+}
+
+/// The handlers of one accepted connection: TLS if configured, then the
+/// sniffer that installs HTTP/2 (nghttp2) or HTTP/1.1.
+package enum ConnectionSetup {
+    package static func install(
+        on channel: any Channel,
+        handler: any RequestHandler,
+        role: ListenerRole,
+        http2: HTTP2ServerSettings,
+        tls sslContext: NIOSSLContext?
+    ) throws {
+        let remote = channel.remoteAddress
+        let client = ClientInfo(
+            address: remote?.ipAddress ?? "unknown",
+            endpoint: remote.map { "\($0.ipAddress ?? "unknown"):\($0.port ?? 0)" } ?? "unknown",
+            role: role,
+            localPort: channel.localAddress?.port ?? 0,
+            isTLS: sslContext != nil)
+        let pipeline = channel.pipeline.syncOperations
+        if let sslContext {
+            try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
+            try pipeline.addHandler(TLSErrorReporter(handler: handler, client: client))
+        }
+        try pipeline.addHandler(
+            ProtocolSniffer(
+                makeHTTP2Handler: { HTTP2ServerHandler(settings: http2, delegate: HTTP2RequestBridge(handler: handler, client: client)) },
+                makeHTTP1Handler: { HTTP1ServerHandler(handler: handler, client: client) },
+                onPlaintextTLS: { handler.connectionFailed(client: client, reason: "sent a TLS handshake to a listener without TLS") }))
+    }
 }
 
 /// Reports TLS handshake failures with the client's address.

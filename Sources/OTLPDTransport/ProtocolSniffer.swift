@@ -5,13 +5,13 @@ import OTLPDHTTP2
 /// Tells HTTP/2 (prior knowledge, or after TLS) from HTTP/1.1 by a
 /// connection's first bytes, installs the right handlers, and steps aside.
 /// This is what lets either port serve either protocol.
-final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
 
     static let http2Preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
-    enum Verdict: Equatable {
+    package enum Verdict: Equatable {
         case needMoreBytes
         case http2
         case http1
@@ -20,7 +20,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The decision from the bytes seen so far.
-    static func classify(_ bytes: ByteBuffer) -> Verdict {
+    package static func classify(_ bytes: ByteBuffer) -> Verdict {
         let count = min(bytes.readableBytes, Self.http2Preface.count)
         guard count > 0 else { return .needMoreBytes }
         let view = bytes.readableBytesView
@@ -46,7 +46,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         self.onPlaintextTLS = onPlaintextTLS
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = self.unwrapInboundIn(data)
         if var buffered = self.buffered {
             buffered.writeBuffer(&incoming)
@@ -86,12 +86,12 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         self.buffered = nil
         context.fireChannelInactive()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // A connection that has not said a word yet when shutdown starts is simply closed.
         if event is ChannelShouldQuiesceEvent {
             context.close(promise: nil)

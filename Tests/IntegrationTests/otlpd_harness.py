@@ -641,26 +641,36 @@ class CurlResult:
 
 
 def curl(*args: str, data: bytes | None = None, workdir: Path, timeout: float = 30) -> CurlResult:
-    """Runs curl with `args` (URLs included); `data` is POSTed from a file."""
-    headers_file = workdir / f"curl-headers-{time.monotonic_ns()}"
-    body_file = workdir / f"curl-body-{time.monotonic_ns()}"
-    argv = ["curl", "-sS", "-v", "-D", str(headers_file), "-o", str(body_file),
-            "-w", "%{http_code} %{http_version} %{local_port}\\n"]
+    """Runs curl with `args` (URLs included; '--next' separates transfers); `data` is POSTed from a file
+    (in the first transfer). Per-transfer status, HTTP version and local port come from -w."""
+    stamp = time.monotonic_ns()
+    segments = [[]]
+    for arg in args:
+        if arg == "--next":
+            segments.append([])
+        else:
+            segments[-1].append(arg)
     if data is not None:
-        data_file = workdir / f"curl-data-{time.monotonic_ns()}"
+        data_file = workdir / f"curl-data-{stamp}"
         data_file.write_bytes(data)
-        argv += ["--data-binary", f"@{data_file}"]
-    argv += list(args)
+        segments[0] = ["--data-binary", f"@{data_file}", *segments[0]]
+    argv = ["curl", "-sS", "-v"]
+    header_files, body_files = [], []
+    for index, segment in enumerate(segments):
+        if index:
+            argv.append("--next")
+        header_files.append(workdir / f"curl-headers-{stamp}-{index}")
+        body_files.append(workdir / f"curl-body-{stamp}-{index}")
+        argv += ["-D", str(header_files[-1]), "-o", str(body_files[-1]),
+                 "-w", "\\n@@curl %{http_code} %{http_version} %{local_port}@@\\n", *segment]
     proc = subprocess.run(argv, capture_output=True, timeout=timeout)
     statuses, versions, ports = [], [], []
-    for line in proc.stdout.decode().splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            statuses.append(int(parts[0]))
-            versions.append(parts[1])
-            ports.append(int(parts[2]) if parts[2].isdigit() else 0)
-    headers = headers_file.read_text(errors="replace") if headers_file.exists() else ""
-    body = body_file.read_bytes() if body_file.exists() else b""
+    for match in re.finditer(rb"@@curl (\d+) (\S+) (\d*)@@", proc.stdout):
+        statuses.append(int(match.group(1)))
+        versions.append(match.group(2).decode())
+        ports.append(int(match.group(3)) if match.group(3) else 0)
+    headers = "".join(f.read_text(errors="replace") for f in header_files if f.exists())
+    body = body_files[-1].read_bytes() if body_files[-1].exists() else b""
     return CurlResult(proc.returncode, statuses, versions, ports, headers, body, proc.stderr.decode(errors="replace"))
 
 

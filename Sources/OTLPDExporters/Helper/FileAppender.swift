@@ -172,13 +172,13 @@ public final class FileAppender: Sendable {
     // MARK: Rotation
 
     /// `dir/name-2026-11-21T10-00-00.000.ext`, as lumberjack names backups.
-    static func backupPath(for path: String, nanoseconds: Int64, localTime: Bool) -> String {
+    package static func backupPath(for path: String, nanoseconds: Int64, localTime: Bool) -> String {
         let (directory, base, ext) = Self.split(path)
         return directory + base + "-" + Timestamp.fileStamp(nanoseconds: nanoseconds, local: localTime) + ext
     }
 
     /// (directory with trailing slash or "", name without extension, extension with dot or "").
-    static func split(_ path: String) -> (String, String, String) {
+    package static func split(_ path: String) -> (String, String, String) {
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { String(path[...$0]) } ?? ""
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
@@ -204,7 +204,7 @@ public final class FileAppender: Sendable {
     }
 
     /// Removes backups beyond `maxBackups` and older than `maxDays`.
-    func pruneBackups(_ rotation: RotationPolicy) {
+    package func pruneBackups(_ rotation: RotationPolicy) {
         let (directory, base, ext) = Self.split(self.path)
         guard let names = try? FileOperations.list(directory.isEmpty ? "." : directory) else { return }
         var backups: [(name: String, stamp: Int64)] = []

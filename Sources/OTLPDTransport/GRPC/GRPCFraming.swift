@@ -81,7 +81,7 @@ public enum GRPCFraming {
     }
 
     /// grpc-message is percent-encoded: printable ASCII except '%' passes through.
-    static func percentEncode(_ text: String) -> String {
+    package static func percentEncode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
             if byte >= 0x20 && byte <= 0x7E && byte != UInt8(ascii: "%") {

@@ -1,0 +1,210 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import OTLPDHTTP2
+import OTLPDTransport
+import Testing
+
+/// A request handler that records what it gets and answers 200 with "ok".
+final class RecordingHandler: RequestHandler {
+    let requests = NIOLockedValueBox<[ServerRequest]>([])
+    let failures = NIOLockedValueBox<[String]>([])
+    let limit: Int
+
+    init(limit: Int = 1 << 20) {
+        self.limit = limit
+    }
+
+    func bodyLimit(for head: ServerRequestHead) -> Int { self.limit }
+
+    func bodyTooLarge(_ head: ServerRequestHead, limit: Int) -> ServerResponse {
+        ServerResponse(status: 413, body: ByteBuffer(string: "too large"))
+    }
+
+    func handle(_ request: ServerRequest) async -> ServerResponse {
+        self.requests.withLockedValue { $0.append(request) }
+        return ServerResponse(status: 200, headers: [HTTPHeaderField("content-type", "text/plain")], body: ByteBuffer(string: "ok:\(request.body.readableBytes)"))
+    }
+
+    func connectionFailed(client: ClientInfo, reason: String) {
+        self.failures.withLockedValue { $0.append("\(client.endpoint) \(reason)") }
+    }
+}
+
+func makeChannel(_ handler: RecordingHandler, role: ListenerRole = .http) throws -> EmbeddedChannel {
+    let channel = EmbeddedChannel()
+    try channel.connect(to: SocketAddress(ipAddress: "10.1.2.3", port: 5555)).wait()
+    channel.localAddress = try SocketAddress(ipAddress: "127.0.0.1", port: 4318)
+    try ConnectionSetup.install(on: channel, handler: handler, role: role, http2: HTTP2ServerSettings(), tls: nil)
+    return channel
+}
+
+/// Everything the channel wrote, as text.
+func written(_ channel: EmbeddedChannel) throws -> String {
+    var text = ""
+    while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+    return text
+}
+
+struct ProtocolSnifferTests {
+    @Test("the HTTP/2 preface, fed a byte at a time")
+    func prefaceDripFed() {
+        let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0]
+        for length in 1..<24 {
+            #expect(ProtocolSniffer.classify(ByteBuffer(bytes: preface.prefix(length))) == .needMoreBytes, "\(length) bytes")
+        }
+        #expect(ProtocolSniffer.classify(ByteBuffer(bytes: preface.prefix(24))) == .http2)
+        #expect(ProtocolSniffer.classify(ByteBuffer(bytes: preface)) == .http2)
+    }
+
+    @Test func http1AsSoonAsItDiffers() {
+        #expect(ProtocolSniffer.classify(ByteBuffer(string: "P")) == .needMoreBytes)
+        #expect(ProtocolSniffer.classify(ByteBuffer(string: "PO")) == .http1)
+        #expect(ProtocolSniffer.classify(ByteBuffer(string: "GET / HTTP/1.1\r\n")) == .http1)
+        #expect(ProtocolSniffer.classify(ByteBuffer(string: "PRI * HTTP/1.1")) == .http1)
+        #expect(ProtocolSniffer.classify(ByteBuffer()) == .needMoreBytes)
+    }
+
+    @Test func tlsHandshakeOnAPlainPort() {
+        #expect(ProtocolSniffer.classify(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02, 0x00])) == .tls)
+    }
+}
+
+struct GRPCFramingTests {
+    @Test func frameAndDeframe() throws {
+        let message = ByteBuffer(string: "payload")
+        let framed = GRPCFraming.frame(message)
+        #expect(Array(framed.readableBytesView.prefix(5)) == [0, 0, 0, 0, 7])
+        let (compressed, body) = try GRPCFraming.deframe(framed)
+        #expect(!compressed)
+        #expect(body == message)
+        #expect(GRPCFraming.expectedBodySize(prefix: framed) == .bytes(12))
+        #expect(GRPCFraming.expectedBodySize(prefix: ByteBuffer(bytes: [0, 0, 0])) == .needMoreBytes)
+    }
+
+    @Test func malformedFrames() {
+        #expect(throws: GRPCFraming.DeframeError.truncated) { try GRPCFraming.deframe(ByteBuffer(bytes: [0, 0, 0, 0, 9, 1, 2])) }
+        #expect(throws: GRPCFraming.DeframeError.truncated) { try GRPCFraming.deframe(ByteBuffer(bytes: [0, 0])) }
+        #expect(throws: GRPCFraming.DeframeError.trailingData) { try GRPCFraming.deframe(ByteBuffer(bytes: [0, 0, 0, 0, 1, 1, 0])) }
+        #expect((try? GRPCFraming.deframe(ByteBuffer(bytes: [1, 0, 0, 0, 1, 0x1F])))?.compressed == true)
+    }
+
+    @Test func errorResponsesAreTrailersOnly() {
+        let response = GRPCFraming.errorResponse(.invalidArgument, message: "bad 100% ünïcode\nline", details: ByteBuffer(bytes: [1, 2, 3]))
+        #expect(response.body == nil && response.trailers == nil)
+        #expect(response.headers.first { $0.name == "grpc-status" }?.value == "3")
+        #expect(response.headers.first { $0.name == "grpc-message" }?.value == "bad 100%25 %C3%BCn%C3%AFcode%0Aline")
+        #expect(response.headers.first { $0.name == "grpc-status-details-bin" }?.value == "AQID")
+        let ok = GRPCFraming.okResponse(ByteBuffer())
+        #expect(ok.trailers?.first { $0.name == "grpc-status" }?.value == "0")
+        #expect(ok.body?.readableBytes == 5)
+    }
+}
+
+struct HTTP1ConnectionTests {
+    @Test func requestResponseKeepAlive() throws {
+        let handler = RecordingHandler()
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 5\r\n\r\nhello"))
+        let response = try written(channel)
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(response.lowercased().contains("content-length: 4\r\n"))
+        #expect(response.hasSuffix("ok:5"))
+        #expect(channel.isActive)
+        let request = try #require(handler.requests.withLockedValue { $0.first })
+        #expect(request.head.method == "POST")
+        #expect(request.head.path == "/v1/traces")
+        #expect(request.head.version == .http1)
+        #expect(request.head.header("content-type") == "application/x-protobuf")
+        #expect(request.head.client.address == "10.1.2.3")
+        #expect(request.head.client.role == .http)
+    }
+
+    @Test func pipelinedRequestsAnsweredInOrder() throws {
+        let handler = RecordingHandler()
+        let channel = try makeChannel(handler)
+        let one = "POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
+        let two = "POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"
+        try channel.writeInbound(ByteBuffer(string: one + two))
+        let response = try written(channel)
+        let first = try #require(response.range(of: "ok:1"))
+        let second = try #require(response.range(of: "ok:3"))
+        #expect(first.lowerBound < second.lowerBound)
+        #expect(handler.requests.withLockedValue { $0.map(\.head.path) } == ["/a", "/b"])
+    }
+
+    @Test func expectContinue() throws {
+        let handler = RecordingHandler()
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/logs HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"))
+        #expect(try written(channel).hasPrefix("HTTP/1.1 100 Continue\r\n"))
+        try channel.writeInbound(ByteBuffer(string: "hi"))
+        #expect(try written(channel).hasSuffix("ok:2"))
+    }
+
+    @Test func declaredLengthOverTheLimit() throws {
+        let handler = RecordingHandler(limit: 10)
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nContent-Length: 100\r\n\r\n"))
+        let response = try written(channel)
+        #expect(response.hasPrefix("HTTP/1.1 413"))
+        #expect(response.lowercased().contains("connection: close"))
+        #expect(!channel.isActive)
+        #expect(handler.requests.withLockedValue { $0.isEmpty })
+    }
+
+    @Test func chunkedBodyOverTheLimit() throws {
+        let handler = RecordingHandler(limit: 10)
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"))
+        #expect(try written(channel).hasPrefix("HTTP/1.1 413"))
+        #expect(!channel.isActive)
+    }
+
+    @Test func garbageIsRefusedAndReported() throws {
+        let handler = RecordingHandler()
+        let channel = try makeChannel(handler)
+        try? channel.writeInbound(ByteBuffer(bytes: [0x00, 0xFF, 0x13, 0x37, 0x0D, 0x0A, 0x0D, 0x0A]))
+        #expect(try written(channel).hasPrefix("HTTP/1.1 400"))
+        #expect(handler.failures.withLockedValue { $0.first?.hasPrefix("10.1.2.3:5555 not a valid HTTP/1.1 request") } == true)
+        #expect(!channel.isActive)
+    }
+
+    @Test func tlsToAPlainListener() throws {
+        let handler = RecordingHandler()
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]))
+        #expect(!channel.isActive)
+        #expect(handler.failures.withLockedValue { $0 } == ["10.1.2.3:5555 sent a TLS handshake to a listener without TLS"])
+    }
+
+    @Test func http2PrefaceInstallsHTTP2() throws {
+        let handler = RecordingHandler()
+        let channel = try makeChannel(handler, role: .grpc)
+        try channel.writeInbound(ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+        // The server's SETTINGS frame (type 4) is its first output.
+        let output = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(output.getInteger(at: output.readerIndex + 3, as: UInt8.self) == 4)
+        #expect(channel.isActive)
+    }
+
+    @Test func quiescingClosesAnIdleConnection() throws {
+        let handler = RecordingHandler()
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(string: "POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"))
+        _ = try written(channel)
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(!channel.isActive)
+    }
+}
+
+extension String {
+    fileprivate func range(of needle: String) -> Range<String.Index>? {
+        var start = self.startIndex
+        while start < self.endIndex {
+            if self[start...].hasPrefix(needle) { return start..<self.index(start, offsetBy: needle.count) }
+            start = self.index(after: start)
+        }
+        return nil
+    }
+}
