@@ -10,7 +10,7 @@ APT_PACKAGES := pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler 
 SWIFT_BUILD_FLAGS := -c release
 BINARY := .build/release/otlpd
 
-.PHONY: run test build deps apt venv unit integration generated-check unsafe-check bench clean
+.PHONY: run test build deps apt venv unit integration generated-check proto-facts unsafe-check bench clean
 
 run: deps build
 	$(BINARY) $(ARGS)
@@ -36,11 +36,15 @@ $(VENV)/.installed: Tests/IntegrationTests/requirements.txt
 	$(PYTHON) -m pip install -q -r Tests/IntegrationTests/requirements.txt
 	touch $@
 
-test: deps generated-check unsafe-check unit integration
+test: deps generated-check proto-facts unsafe-check unit integration
 
 # The committed protobuf-c code matches what protoc-c makes of proto/.
 generated-check:
 	Sources/COTLPProto/generate.sh --check
+
+# proto/ matches the protocol's facts as the PyPI opentelemetry-proto package has them.
+proto-facts: venv
+	$(PYTHON) Tests/ProtoFacts/check_protos.py
 
 # Unsafe pointer code stays in the thin layers over C.
 unsafe-check:

@@ -106,7 +106,7 @@ let package = Package(
         ),
         .target(
             name: "OTLPDTestSupport",
-            dependencies: ["OTLPDCore", nioCore],
+            dependencies: ["OTLPDCore", nioCore, logging],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -138,6 +138,14 @@ let package = Package(
         .testTarget(
             name: "OTLPDExportersTests",
             dependencies: ["OTLPDExporters", "OTLPDTestSupport", "OTLPDCompression", "OTLPDWire", "OTLPDCore", nioCore, nioPosix, logging],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OTLPDReceiversTests",
+            dependencies: [
+                "OTLPDReceivers", "OTLPDTransport", "OTLPDHTTP2", "OTLPDCompression", "OTLPDWire", "OTLPDTestSupport", "OTLPDCore", nioCore,
+                logging,
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "OTLPDConfigTests", dependencies: ["OTLPDConfig", "OTLPDCore"], swiftSettings: swiftSettings),

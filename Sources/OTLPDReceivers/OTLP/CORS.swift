@@ -9,6 +9,12 @@ public struct CORSConfiguration: Sendable {
     public var allowedHeaders: [String]
     public var maxAge: Int?
 
+    public init(allowedOrigins: [String], allowedHeaders: [String] = [], maxAge: Int? = nil) {
+        self.allowedOrigins = allowedOrigins
+        self.allowedHeaders = allowedHeaders
+        self.maxAge = maxAge
+    }
+
     static func decode(_ reader: ConfigReader) -> CORSConfiguration {
         defer { reader.finish() }
         let maxAge = reader.contains("max_age") ? reader.int("max_age", default: 0, in: 0...86_400 * 7) : nil

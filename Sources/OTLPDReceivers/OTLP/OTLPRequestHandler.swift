@@ -12,18 +12,18 @@ import OTLPDWire
 /// exporter of its pipelines kept its data; every refusal gets the status
 /// the OTLP specification gives it, a `google.rpc.Status` body, and one log
 /// line naming the client and the reason.
-final class OTLPRequestHandler: RequestHandler {
+package final class OTLPRequestHandler: RequestHandler {
     let configuration: OTLPReceiverConfiguration
     let consumers: [Signal: any Consumer]
     let logger: Logger
     private let grpcLimit: Int
     private let httpLimit: Int
     /// The ports actually bound (they differ from the config with port 0).
-    let ports = NIOLockedValueBox<(grpc: Int?, http: Int?)>((nil, nil))
+    package let ports = NIOLockedValueBox<(grpc: Int?, http: Int?)>((nil, nil))
     private let mixUpsWarned = NIOLockedValueBox(Set<String>())
     private let refusals = RefusalLog()
 
-    init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], logger: Logger) {
+    package init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], logger: Logger) {
         self.configuration = configuration
         self.consumers = consumers
         self.logger = logger
@@ -34,11 +34,11 @@ final class OTLPRequestHandler: RequestHandler {
 
     // MARK: RequestHandler
 
-    func bodyLimit(for head: ServerRequestHead) -> Int {
+    package func bodyLimit(for head: ServerRequestHead) -> Int {
         head.isGRPC ? self.grpcLimit + GRPCFraming.prefixLength : self.httpLimit
     }
 
-    func bodyTooLarge(_ head: ServerRequestHead, limit: Int) -> ServerResponse {
+    package func bodyTooLarge(_ head: ServerRequestHead, limit: Int) -> ServerResponse {
         if head.isGRPC {
             return self.grpcRefusal(head, .resourceExhausted, "message larger than the \(self.grpcLimit)-byte limit (max_recv_msg_size_mib)")
         }
@@ -47,11 +47,11 @@ final class OTLPRequestHandler: RequestHandler {
             "body larger than the \(self.httpLimit)-byte limit (max_request_body_size)")
     }
 
-    func connectionFailed(client: ClientInfo, reason: String) {
+    package func connectionFailed(client: ClientInfo, reason: String) {
         self.refusals.log(self.logger, client: client, protocolName: nil, path: nil, status: nil, reason: reason)
     }
 
-    func handle(_ request: ServerRequest) async -> ServerResponse {
+    package func handle(_ request: ServerRequest) async -> ServerResponse {
         if request.head.isGRPC {
             return await self.handleGRPC(request)
         }
