@@ -96,6 +96,9 @@ class Run:
     cpu: float = 0.0      # collector CPU-seconds in the window
     loadgen_cpu: float = 0.0
     rss_mib: float = 0.0
+    threads: int = 0
+    cpu_busy: tuple = (float("nan"), float("nan"))  # % busy of CPU 0 and CPU 1 over the window (/proc/stat)
+    steal: float = float("nan")                     # % of the window stolen by the hypervisor (both CPUs)
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
     h2load_summary: str = ""
@@ -153,12 +156,39 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def peak_rss_mib(pid):
+def proc_status(pid):
+    """Peak RSS in MiB (VmHWM) and the number of threads."""
+    rss, threads = float("nan"), 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return rss, threads
+
+
+def cpu_times():
+    """Per-CPU jiffies from /proc/stat: {cpu: (busy, steal, total)}."""
+    times = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                name, *values = line.split()
+                v = [int(x) for x in values[:8]]  # user nice system idle iowait irq softirq steal
+                total = sum(v)
+                times[name[3:]] = (total - v[3] - v[4] - v[7], v[7], total)
+    return times
+
+
+def busy_between(before, after):
+    busy = []
+    for cpu in (COLLECTOR_CPU, LOAD_CPU):
+        total = after[cpu][2] - before[cpu][2]
+        busy.append((after[cpu][0] - before[cpu][0]) / total * 100 if total else float("nan"))
+    total = sum(after[c][2] - before[c][2] for c in (COLLECTOR_CPU, LOAD_CPU))
+    steal = sum(after[c][1] - before[c][1] for c in (COLLECTOR_CPU, LOAD_CPU))
+    return tuple(busy), (steal / total * 100 if total else float("nan"))
 
 
 def percentile(sorted_values, q):
@@ -190,6 +220,11 @@ def run_text(argv):
         return (out.stdout or out.stderr).strip().splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError) as error:
         return f"unknown ({error})"
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def find_rotel():
@@ -484,6 +519,11 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
     port = grpc_port if scenario.protocol == "grpc" else http_port
     log_path = os.path.join(workdir, "h2load.log")
     checker = Checker(scenario, port, args.duration)
+    before = cpu_times()
+    time.sleep(0.5)
+    idle_busy, _ = busy_between(before, cpu_times())
+    if max(idle_busy) > 30:
+        run.notes.append(f"the machine was busy before the run (CPU 0 / 1: {idle_busy[0]:.0f} / {idle_busy[1]:.0f} %)")
     try:
         collector.start([grpc_port, http_port])
         checker.start()
@@ -497,11 +537,13 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
             for line in h2.stdout:
                 lines.append(line)
                 if "Main benchmark duration is started" in line and "start" not in marks:
-                    marks["start"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid))
+                    marks["start"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid),
+                                      cpu_times())
                     checker.go.set()
                 elif "Main benchmark duration is over" in line and "end" not in marks:
-                    marks["end"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid))
-                    run.rss_mib = peak_rss_mib(collector.pid)
+                    marks["end"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid),
+                                    cpu_times())
+                    run.rss_mib, run.threads = proc_status(collector.pid)
             h2.wait()
         finally:
             killer.cancel()
@@ -512,6 +554,14 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
             run.window = marks["end"][0] - marks["start"][0]
             run.cpu = marks["end"][1] - marks["start"][1]
             run.loadgen_cpu = marks["end"][2] - marks["start"][2]
+            run.cpu_busy, run.steal = busy_between(marks["start"][3], marks["end"][3])
+            others = run.cpu_busy[0] - run.cores * 100
+            if others > 20:
+                run.notes.append(f"CPU {COLLECTOR_CPU} was {run.cpu_busy[0]:.0f} % busy while the collector used "
+                                 f"{run.cores * 100:.0f} %: other processes competed for its CPU "
+                                 "(throughput understated; CPU-s per M items still holds)")
+            if run.steal > 5:
+                run.notes.append(f"{run.steal:.0f} % of the window was stolen by the hypervisor")
         else:
             run.problems.append("h2load's main-phase start/end lines were not seen: no CPU figures")
         parse_h2load_summary(run, lines)
@@ -656,6 +706,7 @@ def report(args, machine, scenarios, all_runs, results, targets):
     out.append(f"- load: `{machine['h2load']}`; collector on CPU {COLLECTOR_CPU}, h2load on CPU {LOAD_CPU}")
     out.append(f"- each run: {args.warmup} s warm-up, {args.duration} s measured window; "
                f"{args.passes} pass(es) per collector, alternating; figures are medians over the passes")
+    out.append(f"- load average before / after: {machine['loadavg']} / {machine['loadavg_after']}")
     out.append(f"- command: `{' '.join(sys.argv)}`\n")
     out.append("| # | scenario | collector | items/s | collector cores | CPU-s per M items | peak RSS MiB "
                "| p50 ms | p99 ms | h2load cores | spread of items/s over passes | failures |")
@@ -684,12 +735,13 @@ def report(args, machine, scenarios, all_runs, results, targets):
     out.extend(targets)
     out.append("```\n")
     out.append("## Every pass\n")
-    out.append("| scenario | collector | pass | items/s | cores | CPU-s/M | RSS MiB | p50 ms | p99 ms | window s "
-               "| real-client checks | h2load |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    out.append("| scenario | collector | pass | items/s | cores | CPU-s/M | RSS MiB | threads | p50 ms | p99 ms "
+               "| window s | CPU0 / CPU1 busy % | steal % | real-client checks | h2load |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in all_runs:
         out.append(f"| {r.scenario} | {r.collector} | {r.pass_no} | {fmt(r.rate)} | {r.cores:.2f} | "
-                   f"{r.cpu_per_million:.3f} | {r.rss_mib:.1f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.window:.2f} | "
+                   f"{r.cpu_per_million:.3f} | {r.rss_mib:.1f} | {r.threads} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.window:.2f} | "
+                   f"{r.cpu_busy[0]:.0f} / {r.cpu_busy[1]:.0f} | {r.steal:.1f} | "
                    f"{r.checks_ok}/{r.checks_total} OK | {r.h2load_summary} |")
     problems = [(r, p) for r in all_runs for p in r.problems]
     notes = [(r, n) for r in all_runs for n in r.notes]
@@ -764,6 +816,7 @@ def main():
         "otlpd": run_text([args.otlpd_copy, "version"]),
         "rotel": run_text([args.rotel, "--version"]),
         "h2load": run_text(["h2load", "--version"]),
+        "loadavg": loadavg(),
     }
     # This script (and the checking client) shares CPU 1 with h2load, never CPU 0.
     os.sched_setaffinity(0, {int(LOAD_CPU)})
@@ -800,6 +853,7 @@ def main():
         shutil.rmtree(SHM_DIR, ignore_errors=True)
         shutil.rmtree(DISK_DIR, ignore_errors=True)
     log(f"took {time.monotonic() - started:.0f} s")
+    machine["loadavg_after"] = loadavg()
 
     targets = check_targets(results)
     text = report(args, machine, scenarios, all_runs, results, targets)

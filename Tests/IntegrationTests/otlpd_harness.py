@@ -690,3 +690,46 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+# --------------------------------------------------------------------------
+# nghttp (nghttp2's client): HTTP/2 where curl 7.88 falls short (it cannot reuse an h2c
+# prior-knowledge connection, curl/curl#10634, and fails on an early response to an upload
+# ended by RST_STREAM(NO_ERROR), which RFC 9113 8.1 allows, curl/curl#22984).
+
+
+@dataclass
+class NghttpResult:
+    returncode: int
+    statuses: list[int]
+    headers: list[dict]
+    body: bytes
+    verbose: str
+
+    @property
+    def status(self) -> int:
+        return self.statuses[-1] if self.statuses else 0
+
+    def header(self, name: str) -> str | None:
+        return self.headers[-1].get(name.lower()) if self.headers else None
+
+
+def nghttp(*urls: str, data: bytes | None = None, headers: Iterable[str] = (), workdir: Path,
+           timeout: float = 30) -> NghttpResult:
+    """Requests `urls` as streams of one h2c connection; the body is that of the last URL."""
+    argv = ["nghttp"]
+    for header in headers:
+        argv += ["-H", header]
+    if data is not None:
+        data_file = workdir / f"nghttp-data-{time.monotonic_ns()}"
+        data_file.write_bytes(data)
+        argv += ["-d", str(data_file)]
+    verbose = subprocess.run([*argv, "-v", "-n", *urls], capture_output=True, timeout=timeout)
+    text = verbose.stdout.decode(errors="replace") + verbose.stderr.decode(errors="replace")
+    streams: dict[str, dict] = {}
+    for stream, key, value in re.findall(r"recv \(stream_id=(\d+)\) ([^:\s][^:]*|:status): (.*)", text):
+        streams.setdefault(stream, {})[key.lower()] = value.strip()
+    ordered = [streams[k] for k in sorted(streams, key=int)]
+    statuses = [int(h[":status"]) for h in ordered if ":status" in h]
+    body = subprocess.run([*argv, urls[-1]], capture_output=True, timeout=timeout).stdout
+    return NghttpResult(verbose.returncode, statuses, ordered, body, text)

@@ -101,6 +101,17 @@ struct BatchProcessorTests {
         #expect(next.itemCounts == [5])
     }
 
+    @Test("once shutdown begins, held data goes on at once and later requests pass straight through")
+    func beginShutdownStopsHolding() async throws {
+        let (processor, next) = self.make(timeout: .seconds(60), size: 1000)
+        let pending = Task { try await processor.consume(TestRequests.batch(spans: 2)) }
+        try await Task.sleep(for: .milliseconds(20))
+        await processor.beginShutdown()
+        try await pending.value
+        try await processor.consume(TestRequests.batch(spans: 3))
+        #expect(next.itemCounts == [2, 3])
+    }
+
     @Test("timeout 0 sends each request at once")
     func zeroTimeout() async throws {
         let (processor, next) = self.make(timeout: .zero, size: 1000)

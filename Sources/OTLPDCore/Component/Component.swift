@@ -21,7 +21,16 @@ public protocol Receiver: Component {
 
 public protocol Exporter: Component, Consumer {}
 
-public protocol Processor: Component, Consumer {}
+public protocol Processor: Component, Consumer {
+    /// Shutdown has begun: stop holding data. Send what is held now and pass
+    /// later data straight on, so requests still in flight are answered
+    /// while the receivers drain, not when a timer fires.
+    func beginShutdown() async
+}
+
+extension Processor {
+    public func beginShutdown() async {}
+}
 
 /// What every factory gets to build a component.
 public struct ComponentSettings: Sendable {

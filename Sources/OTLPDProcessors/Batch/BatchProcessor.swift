@@ -27,6 +27,8 @@ public final class BatchProcessor: Processor {
         /// Bumped on each send, so that a timer armed for an earlier batch does nothing.
         var generation = 0
         var inFlight = 0
+        /// Shutting down: every request is sent on at once.
+        var passThrough = false
     }
 
     public init(configuration: BatchProcessorConfiguration, signal: Signal, next: any Consumer, eventLoop: any EventLoop) {
@@ -49,7 +51,7 @@ public final class BatchProcessor: Processor {
                 state.batches.append(batch)
                 state.items += batch.itemCount
                 state.waiters.append(waiter)
-                if state.items >= self.configuration.sendBatchSize || self.configuration.timeout == .zero {
+                if state.items >= self.configuration.sendBatchSize || self.configuration.timeout == .zero || state.passThrough {
                     return Self.takeAll(&state)
                 }
                 if state.timer == nil {
@@ -140,11 +142,16 @@ public final class BatchProcessor: Processor {
         return parts
     }
 
-    public func shutdown() async {
+    public func beginShutdown() async {
         let held = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
-            state.batches.isEmpty ? nil : Self.takeAll(&state)
+            state.passThrough = true
+            return state.batches.isEmpty ? nil : Self.takeAll(&state)
         }
         if let (batches, waiters) = held { self.send(batches, waiters) }
+    }
+
+    public func shutdown() async {
+        await self.beginShutdown()
         // Wait for every send under way, so the exporters see it all before they stop.
         while self.state.withLockedValue({ $0.inFlight > 0 }) {
             try? await Task.sleep(for: .milliseconds(2))

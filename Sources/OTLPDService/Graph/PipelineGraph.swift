@@ -108,6 +108,8 @@ public final class PipelineGraph: Sendable {
     public func shutdown(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         for (_, receiver) in self.receivers { await receiver.stopAccepting() }
+        // Nothing is held back any more: requests under way are answered as soon as their data is written.
+        for (_, processor) in self.processors { await processor.beginShutdown() }
         // Requests under way still run through processors and exporters here.
         for (_, receiver) in self.receivers {
             await receiver.drain(timeout: max(.zero, deadline - ContinuousClock.now - .milliseconds(500)))
