@@ -238,6 +238,18 @@ def find_rotel():
     return None
 
 
+def wait_for_quiet(limit):
+    """Samples both CPUs for 0.5 s, repeatedly for up to `limit` seconds, until
+    neither is more than 15 % busy; returns the last sample (% busy per CPU)."""
+    deadline = time.monotonic() + limit
+    while True:
+        before = cpu_times()
+        time.sleep(0.5)
+        busy, _ = busy_between(before, cpu_times())
+        if max(busy) <= 15 or time.monotonic() >= deadline:
+            return busy
+
+
 # ---------------------------------------------------------------- payloads
 
 def make_payloads():
@@ -519,9 +531,7 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
     port = grpc_port if scenario.protocol == "grpc" else http_port
     log_path = os.path.join(workdir, "h2load.log")
     checker = Checker(scenario, port, args.duration)
-    before = cpu_times()
-    time.sleep(0.5)
-    idle_busy, _ = busy_between(before, cpu_times())
+    idle_busy = wait_for_quiet(args.wait_idle)
     if max(idle_busy) > 30:
         run.notes.append(f"the machine was busy before the run (CPU 0 / 1: {idle_busy[0]:.0f} / {idle_busy[1]:.0f} %)")
     try:
@@ -778,6 +788,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a sanity run: 1 s warm-up, 3 s windows, 1 pass")
     parser.add_argument("--scenarios", help="comma-separated numbers or keys: " +
                         ", ".join(f"{s.number}={s.key}" for s in SCENARIOS))
+    parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                        help="before each run, wait up to this long for both CPUs to be idle (a shared machine)")
     parser.add_argument("--no-disk", action="store_true", help="skip the extra disk-bound file row")
     args = parser.parse_args()
 

@@ -54,15 +54,21 @@ final class DebugSampler: Sendable {
     }
 }
 
+/// Its lines are a view of the data, not a copy kept for later: when stdout
+/// cannot be written (a closed pipe), the lines are dropped with one warning
+/// instead of failing requests whose data the other exporters did keep.
 public final class DebugExporter: Exporter {
     let configuration: DebugExporterConfiguration
     private let output: FileAppender
     private let sampler: DebugSampler
+    private let logger: Logger
+    private let outputFailed = NIOLockedValueBox(false)
 
     public init(configuration: DebugExporterConfiguration, settings: ComponentSettings, output: FileAppender? = nil) {
         self.configuration = configuration
         self.output = output ?? FileAppender(standardStream: 1, logger: settings.logger)
         self.sampler = DebugSampler(configuration.sampling)
+        self.logger = settings.logger
     }
 
     public func start() async throws {}
@@ -74,7 +80,17 @@ public final class DebugExporter: Exporter {
             batch.payload, signal: batch.signal, verbosity: self.configuration.verbosity, time: Timestamp.iso8601(), to: &sink,
             sample: { keep in if !sampler.isOff { keep = sampler.keep() } })
         guard sink.byteCount > 0 else { return }
-        try await self.output.append(sink.byteBuffer())
+        do {
+            try await self.output.append(sink.byteBuffer())
+        } catch {
+            let firstFailure = self.outputFailed.withLockedValue { failed -> Bool in
+                defer { failed = true }
+                return !failed
+            }
+            if firstFailure {
+                self.logger.warning("cannot write debug lines to stdout; dropping them from now on", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     public func shutdown() async {

@@ -54,13 +54,12 @@ public final class OTLPReceiver: Receiver {
             self.settings.logger.info(
                 "listening",
                 metadata: [
-                    "receiver": "\(self.settings.id)", "protocol": "\(spec.role == .grpc ? "OTLP/gRPC" : "OTLP/HTTP")",
-                    "endpoint": "\(endpoint)", "tls": "\(spec.tls != nil)",
+                    "protocol": "\(spec.role == .grpc ? "OTLP/gRPC" : "OTLP/HTTP")", "endpoint": "\(endpoint)", "tls": "\(spec.tls != nil)",
                 ])
             if endpoint.isLoopback, let container = ContainerDetection.detect() {
                 self.settings.logger.warning(
                     "listening on a loopback address inside a container: nothing outside it can connect; use 0.0.0.0",
-                    metadata: ["receiver": "\(self.settings.id)", "endpoint": "\(endpoint)", "container": "\(container)"])
+                    metadata: ["endpoint": "\(endpoint)", "container": "\(container)"])
             }
         }
     }
@@ -78,7 +77,7 @@ public final class OTLPReceiver: Receiver {
             if !(await listener.waitForConnections(timeout: max(remaining, .zero))) {
                 self.settings.logger.warning(
                     "connections still open at the shutdown deadline; closing them",
-                    metadata: ["receiver": "\(self.settings.id)", "count": "\(listener.openConnectionCount)"])
+                    metadata: ["count": "\(listener.openConnectionCount)"])
                 listener.closeAll()
             }
         }
