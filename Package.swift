@@ -70,6 +70,7 @@ let package = Package(
                 "OTLPDCore", "OTLPDHTTP2", nioCore, nioPosix, logging,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -29,7 +29,11 @@ enum YAMLReader {
             var entries: [ConfigNode.Entry] = []
             for (key, value) in mapping {
                 let keyText = key.scalar?.string ?? "\(key)"
-                let converted = Self.convert(value, file: file)
+                var converted = Self.convert(value, file: file)
+                // A block mapping or list starts on the line after its key: errors about it point at the key.
+                if converted.entries != nil || converted.items != nil || converted.isNull, let line = key.mark?.line {
+                    converted.location = ConfigLocation(file: file, line: line)
+                }
                 if let existing = entries.firstIndex(where: { $0.key == keyText }) {
                     entries[existing].value = converted
                 } else {

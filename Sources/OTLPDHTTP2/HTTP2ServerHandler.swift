@@ -170,6 +170,9 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
             context.close(promise: nil)
             return
         }
+        for message in session.takeSentErrors() {
+            self.delegate.connectionFailed(NGHTTP2Error(code: 0, operation: message))
+        }
         if buffer.readableBytes > 0 {
             context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
         }

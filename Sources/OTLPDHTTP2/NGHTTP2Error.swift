@@ -6,7 +6,8 @@ public struct NGHTTP2Error: Error, Sendable, CustomStringConvertible, Equatable 
     public var operation: String
 
     public var description: String {
-        "\(self.operation): \(String(cString: nghttp2_strerror(self.code)))"
+        // Code 0: a protocol error nghttp2 described in words (the operation text).
+        self.code == 0 ? self.operation : "\(self.operation): \(String(cString: nghttp2_strerror(self.code)))"
     }
 
     /// The peer did not start with the HTTP/2 connection preface.

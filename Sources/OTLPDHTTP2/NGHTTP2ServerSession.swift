@@ -89,6 +89,10 @@ final class NGHTTP2ServerSession {
     private var session: OpaquePointer?
     private(set) var streams: [Int32: Stream] = [:]
     private var events: [NGHTTP2SessionEvent] = []
+    /// nghttp2's last words on a protocol error, for the report when it answers with GOAWAY / RST_STREAM.
+    private var lastErrorMessage: String?
+    /// Protocol errors found while writing (our GOAWAY or RST_STREAM with an error code), to report.
+    private(set) var sentErrors: [String] = []
     weak var policy: (any NGHTTP2StreamPolicy)?
 
     init(settings: HTTP2ServerSettings) throws(NGHTTP2Error) {
@@ -247,6 +251,11 @@ final class NGHTTP2ServerSession {
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onStreamClose(streamID, errorCode)
         }
+        nghttp2_session_callbacks_set_error_callback2(callbacks) { _, _, message, length, userData in
+            let session = Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+            session.lastErrorMessage = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
+            return 0
+        }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
             Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onFrameSent(frame!)
         }
@@ -359,8 +368,28 @@ final class NGHTTP2ServerSession {
         return 0
     }
 
+    /// The protocol errors reported since the last call.
+    func takeSentErrors() -> [String] {
+        defer { self.sentErrors = [] }
+        return self.sentErrors
+    }
+
     private func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let header = frame.pointee.hd
+        // nghttp2 answers a peer that breaks the protocol with GOAWAY (the
+        // connection) or RST_STREAM (one stream) carrying an error code.
+        if UInt32(header.type) == NGHTTP2_GOAWAY.rawValue, frame.pointee.goaway.error_code != 0 {
+            let goaway = frame.pointee.goaway
+            let debug = String(decoding: UnsafeBufferPointer(start: goaway.opaque_data, count: goaway.opaque_data_len), as: UTF8.self)
+            self.sentErrors.append("HTTP/2 protocol error \(Self.errorName(goaway.error_code)): \(self.lastErrorMessage ?? debug)")
+            self.lastErrorMessage = nil
+        } else if UInt32(header.type) == NGHTTP2_RST_STREAM.rawValue,
+            [HTTP2ErrorCode.protocolError.rawValue, HTTP2ErrorCode.flowControlError.rawValue].contains(frame.pointee.rst_stream.error_code)
+        {
+            self.sentErrors.append(
+                "HTTP/2 stream \(header.stream_id) reset, \(Self.errorName(frame.pointee.rst_stream.error_code)): \(self.lastErrorMessage ?? "invalid stream")")
+            self.lastErrorMessage = nil
+        }
         let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         let type = UInt32(header.type)
         if endStream, type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue,
@@ -398,6 +427,22 @@ final class NGHTTP2ServerSession {
             }
         }
         return count
+    }
+
+    static func errorName(_ code: UInt32) -> String {
+        switch code {
+        case 0x1: "PROTOCOL_ERROR"
+        case 0x2: "INTERNAL_ERROR"
+        case 0x3: "FLOW_CONTROL_ERROR"
+        case 0x4: "SETTINGS_TIMEOUT"
+        case 0x5: "STREAM_CLOSED"
+        case 0x6: "FRAME_SIZE_ERROR"
+        case 0x7: "REFUSED_STREAM"
+        case 0x8: "CANCEL"
+        case 0x9: "COMPRESSION_ERROR"
+        case 0xB: "ENHANCE_YOUR_CALM"
+        default: "error 0x\(String(code, radix: 16))"
+        }
     }
 
     /// Header fields as nghttp2_nv entries pointing into one byte array

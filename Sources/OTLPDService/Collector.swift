@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import OTLPDCore
 import ServiceLifecycle
+import UnixSignals
 
 /// The daemon: runs the pipeline graph of a config until a graceful
 /// shutdown (SIGTERM / SIGINT), then stops it within `shutdown_timeout`.
@@ -21,6 +22,14 @@ public final class Collector: Service {
         self.logger.info(
             "otlpd is ready",
             metadata: ["pipelines": "\(self.configuration.pipelines.map { $0.id.description }.joined(separator: ","))"])
+        // SIGHUP's default action would end the process (a `systemctl reload`
+        // would stop the service): trap it until reloading exists.
+        let hangups = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                self.logger.warning("SIGHUP received: this build cannot reload its config yet; the running config stays")
+            }
+        }
+        defer { hangups.cancel() }
         // Returns when a shutdown signal arrives.
         try? await gracefulShutdown()
         self.logger.info("shutting down", metadata: ["timeout": "\(ConfigUnits.format(self.configuration.shutdownTimeout))"])

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import OTLPDHTTP2
 
 /// Where and how to listen.
@@ -163,20 +164,28 @@ package enum ConnectionSetup {
     }
 }
 
-/// Reports TLS handshake failures with the client's address.
+/// Reports TLS handshake failures with the client's address. Errors after
+/// a completed handshake (a client closing without close_notify) are not
+/// refusals and are not reported.
 private final class TLSErrorReporter: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let handler: any RequestHandler
     let client: ClientInfo
+    private var handshakeCompleted = false
 
     init(handler: any RequestHandler, client: ClientInfo) {
         self.handler = handler
         self.client = client
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { self.handshakeCompleted = true }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is NIOSSLError || error is BoringSSLError {
+        if !self.handshakeCompleted, error is NIOSSLError || error is BoringSSLError {
             self.handler.connectionFailed(client: self.client, reason: "TLS handshake failed: \(error)")
         }
         context.fireErrorCaught(error)

@@ -103,13 +103,20 @@ struct ValidateCommand: AsyncParsableCommand {
 }
 
 struct PrintConfigCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "print-config", abstract: "Print the merged, expanded config (secrets redacted).")
+    static let configuration = CommandConfiguration(
+        commandName: "print-config",
+        abstract: "Print the merged, expanded config (secrets redacted). It need not be valid: `validate` checks that.")
 
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let (loaded, _) = try self.options.load()
-        print(ConfigLoader.printable(loaded.root), terminator: "")
+        do throws(ConfigErrors) {
+            let loaded = try ConfigLoader.load(files: self.options.files, sets: self.options.sets)
+            print(ConfigLoader.printable(loaded.root), terminator: "")
+        } catch {
+            ConfigOptions.printErrors(error)
+            throw ExitCode(1)
+        }
     }
 }
 

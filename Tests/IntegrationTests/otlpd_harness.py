@@ -102,12 +102,9 @@ def to_yaml(obj: Any, indent: int = 0) -> str:
 
 SIGNALS = ("traces", "metrics", "logs")
 
-# Endpoints on which the OS picks the ports. Both protocols use 127.0.0.1:0
-# would be the natural choice; otlpd refuses two identical ':0' endpoints
-# (see test_config.py::test_port_zero_for_both_protocols_on_one_host), so the
-# HTTP listener uses 'localhost:0' (which resolves to 127.0.0.1 here).
+# Endpoints on which the OS picks the ports.
 GRPC_ENDPOINT = "127.0.0.1:0"
-HTTP_ENDPOINT = "localhost:0"
+HTTP_ENDPOINT = "127.0.0.1:0"
 
 
 def base_config(workdir: Path, *, exporters: dict | None = None, processors: dict | None = None,

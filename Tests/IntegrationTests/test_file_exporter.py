@@ -1,5 +1,6 @@
 """The file exporter's options: proto format, gzip / zstd compression,
 rotation, group_by, and appending across restarts."""
+import datetime
 import re
 import subprocess
 
@@ -85,6 +86,10 @@ def test_compressed_files_readable_at_any_time(otlpd, tmp_path, compression, too
 BACKUP = re.compile(r"^out-(\d{4})-(\d\d)-(\d\d)T(\d\d)-(\d\d)-(\d\d)\.(\d{3})\.jsonl$")
 
 
+def backup_time(path):
+    return datetime.datetime(*[int(g) for g in BACKUP.match(path.name).groups()[:6]])
+
+
 def file_set(tmp_path):
     current = tmp_path / "out.jsonl"
     backups = sorted(p for p in tmp_path.iterdir() if p.name.startswith("out-"))
@@ -110,6 +115,8 @@ def test_rotation_keeps_all_data_when_nothing_is_pruned(otlpd, tmp_path):
     assert len(backups) == 2, f"2 backups after ~2.2 MB with 1 MB files: {[b.name for b in backups]}"
     for backup in backups:
         assert BACKUP.match(backup.name), f"backup named like out-YYYY-MM-DDTHH-MM-SS.mmm.jsonl: {backup.name}"
+        assert abs(backup_time(backup) - datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)) \
+            < datetime.timedelta(minutes=2), f"{backup.name}: the time of rotation, in UTC (localtime: false)"
     for path in [*backups, current]:
         assert path.stat().st_size <= MIB, f"{path.name} is {path.stat().st_size} bytes, over max_megabytes 1"
         assert_one_resource_per_line(read_jsonl(path), "traces", path.name)
@@ -137,6 +144,20 @@ def test_rotation_never_keeps_more_than_max_backups(otlpd, tmp_path):
     assert kept and kept == sent[-len(kept):], "what is kept is the newest data, in order, with no gap"
     assert len(kept) * 20_000 > 2 * 0.9 * MIB, f"about 3 files' worth kept, got {len(kept)} spans"
     assert set(request_span_ids(request)) <= set(span_ids_in(read_jsonl(current))), "the last request is in the current file"
+
+
+def test_rotation_localtime(otlpd, tmp_path):
+    """localtime: true names backups in the local time zone (TZ=Etc/GMT-5 is UTC+5)."""
+    daemon = otlpd.start(traces_config(tmp_path, rotation={"max_megabytes": 1, "max_backups": 2, "localtime": True}),
+                         env={"TZ": "Etc/GMT-5"})
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        for _ in range(20):  # ~1.2 MB: one rotation
+            grpc_export(channel, trace_request("rotate", 3, attribute_size=20_000))
+    current, backups = file_set(tmp_path)
+    assert len(backups) == 1, [b.name for b in backups]
+    local_now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) + datetime.timedelta(hours=5)
+    assert abs(backup_time(backups[0]) - local_now) < datetime.timedelta(minutes=2), \
+        f"{backups[0].name}: local time (UTC+5), expected about {local_now:%Y-%m-%dT%H-%M-%S}"
 
 
 def test_group_by_service_name(otlpd, tmp_path):

@@ -99,12 +99,15 @@ def test_metrics_and_logs_over_http(daemon, tmp_path, signal_name, encoding):
 @pytest.mark.parametrize("coding", ["gzip", "zstd", "deflate"])
 @pytest.mark.parametrize("version", list(VERSIONS))
 @pytest.mark.parametrize("encoding", ["proto", "json"])
-def test_content_encoding(daemon, tmp_path, coding, version, encoding):
+@pytest.mark.parametrize("port", ["http", "grpc"])
+def test_content_encoding(daemon, tmp_path, coding, version, encoding, port):
     request = trace_request(f"enc-{coding}", 4)
     raw = body_for(request, encoding)
     compressed = {"gzip": gzip_bytes, "zstd": zstd_bytes, "deflate": zlib.compress}[coding](raw)
+    target_port = daemon.http_port if port == "http" else daemon.grpc_port
     result = curl(*VERSIONS[version], "-H", f"content-type: {CONTENT_TYPES[encoding]}",
-                  "-H", f"content-encoding: {coding}", daemon.http_url("/v1/traces"), data=compressed, workdir=tmp_path)
+                  "-H", f"content-encoding: {coding}", daemon.http_url("/v1/traces", port=target_port),
+                  data=compressed, workdir=tmp_path)
     check_success(result, encoding, version)
     assert sorted(span_ids_in(read_jsonl(tmp_path / "out.traces.jsonl"))) == sorted(request_span_ids(request))
 

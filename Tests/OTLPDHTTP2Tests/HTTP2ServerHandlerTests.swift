@@ -206,6 +206,20 @@ struct HTTP2ServerHandlerTests {
         #expect(!channel.isActive)
     }
 
+    @Test("garbage after the preface: GOAWAY with the error, reported once, connection closed")
+    func garbageAfterThePreface() throws {
+        let delegate = RecordingDelegate()
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.pipeline.syncOperations.addHandler(HTTP2ServerHandler(settings: HTTP2ServerSettings(), delegate: delegate))
+        var bytes = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        bytes.writeBytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  // an empty SETTINGS frame
+        bytes.writeBytes([0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01])  // a 16 MiB DATA frame: over the frame size
+        _ = try? channel.writeInbound(bytes)
+        _ = try? channel.writeInbound(ByteBuffer(repeating: 7, count: 100))
+        #expect(delegate.failures.map(\.description) == ["HTTP/2 protocol error FRAME_SIZE_ERROR: too large frame size"])
+    }
+
     @Test func answerAfterTheClientResetIsDropped() throws {
         let delegate = RecordingDelegate()
         delegate.answerAtOnce = false

@@ -101,3 +101,25 @@ struct ByteSinkTests {
         }
     }
 }
+
+struct ItemSplitterTests {
+    @Test("every part within the limit, nothing lost, resources and scopes repeated", arguments: Signal.allCases)
+    func splitsFixtures(signal: Signal) throws {
+        let payload = try Fixture.buffer("\(signal).binpb")
+        let total = try WireValidator.validate(payload, signal: signal).itemCount
+        for maxItems in 1...total {
+            let parts = ItemSplitter.split(payload, signal: signal, maxItems: maxItems)
+            #expect(parts.reduce(0) { $0 + $1.itemCount } == total)
+            for part in parts {
+                #expect(part.itemCount <= maxItems && part.itemCount > 0)
+                #expect(try WireValidator.validate(part.payload, signal: signal).itemCount == part.itemCount)
+            }
+            // The parts' lines hold every record of the original, in order, each with its resource.
+            var original = ByteSink()
+            DebugFormatter.appendLines(payload, signal: signal, verbosity: .normal, time: "t", to: &original)
+            var rejoined = ByteSink()
+            for part in parts { DebugFormatter.appendLines(part.payload, signal: signal, verbosity: .normal, time: "t", to: &rejoined) }
+            #expect(rejoined.string == original.string, "max \(maxItems)")
+        }
+    }
+}

@@ -108,38 +108,21 @@ public final class BatchProcessor: Processor {
         }
     }
 
-    /// Concatenated requests are one valid request: merging copies bytes,
-    /// and splitting for `maxItems` happens at resource boundaries.
+    /// Concatenated requests are one valid request: merging copies bytes.
+    /// Past `maxItems`, the merged request is cut into parts of at most
+    /// that many items, inside resources where needed.
     static func merge(_ batches: [TelemetryBatch], signal: Signal, maxItems: Int) -> [TelemetryBatch] {
-        if batches.count == 1 && (maxItems == 0 || batches[0].itemCount <= maxItems) { return batches }
-        var parts: [TelemetryBatch] = []
-        var current = ByteBuffer()
-        var currentItems = 0
-        func flushCurrent() {
-            if current.readableBytes > 0 || currentItems > 0 {
-                parts.append(TelemetryBatch(signal: signal, payload: current, itemCount: currentItems))
-            }
-            current = ByteBuffer()
-            currentItems = 0
+        let total = batches.reduce(0) { $0 + $1.itemCount }
+        var merged: TelemetryBatch
+        if batches.count == 1 {
+            merged = batches[0]
+        } else {
+            var payload = ByteBufferAllocator().buffer(capacity: batches.reduce(0) { $0 + $1.payload.readableBytes })
+            for batch in batches { payload.writeImmutableBuffer(batch.payload) }
+            merged = TelemetryBatch(signal: signal, payload: payload, itemCount: total)
         }
-        let total = batches.reduce(0) { $0 + $1.payload.readableBytes }
-        current.reserveCapacity(maxItems == 0 ? total : min(total, 1 << 20))
-        for batch in batches {
-            if maxItems == 0 || currentItems + batch.itemCount <= maxItems {
-                current.writeImmutableBuffer(batch.payload)
-                currentItems += batch.itemCount
-                continue
-            }
-            // Too big to join whole: go resource by resource.
-            for resource in ResourceSplitter.split(batch.payload, attribute: "service.name") {
-                let items = (try? WireValidator.validate(resource.request, signal: signal).itemCount) ?? 0
-                if currentItems > 0 && currentItems + items > maxItems { flushCurrent() }
-                current.writeImmutableBuffer(resource.request)
-                currentItems += items
-            }
-        }
-        flushCurrent()
-        return parts
+        guard maxItems > 0, total > maxItems else { return [merged] }
+        return ItemSplitter.split(merged.payload, signal: signal, maxItems: maxItems)
     }
 
     public func beginShutdown() async {

@@ -86,7 +86,8 @@ public struct OTLPReceiverConfiguration: Sendable {
         if configuration.grpc == nil && configuration.http == nil {
             protocols.error("grpc", "enable at least one of 'grpc' and 'http'")
         }
-        if let grpc = configuration.grpc, let http = configuration.http, grpc.endpoint == http.endpoint {
+        // Port 0 lets the system choose: two such listeners get different ports.
+        if let grpc = configuration.grpc, let http = configuration.http, grpc.endpoint == http.endpoint, grpc.endpoint.port != 0 {
             protocols.error("http.endpoint", "grpc and http use the same endpoint \(http.endpoint): give each its own port")
         }
         return configuration

@@ -43,7 +43,7 @@ final class HTTP2RequestBridge: HTTP2ServerDelegate {
     }
 
     func connectionFailed(_ error: NGHTTP2Error) {
-        let reason = error.isBadClientMagic ? "did not start with the HTTP/2 connection preface" : "HTTP/2 protocol error: \(error)"
+        let reason = error.isBadClientMagic ? "did not start with the HTTP/2 connection preface" : "\(error)"
         self.handler.connectionFailed(client: self.client, reason: reason)
     }
 }

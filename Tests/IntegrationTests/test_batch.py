@@ -1,0 +1,63 @@
+"""The batch processor: send_batch_size triggers a send before the timeout,
+send_batch_max_size splits, the timeout merges concurrent requests; answers
+wait for the batch (acknowledged means kept)."""
+import time
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from otlpd_harness import (GRPC_PATHS, base_config, grpc_export, read_length_prefixed, request_span_ids,
+                           trace_request)
+
+
+def proto_records(path):
+    if not path.exists():
+        return []
+    return read_length_prefixed(path.read_bytes(), trace_service_pb2.ExportTraceServiceRequest)
+
+
+def span_counts(messages):
+    return [sum(len(ss.spans) for rs in m.resource_spans for ss in rs.scope_spans) for m in messages]
+
+
+def start(otlpd, tmp_path, **batch):
+    return otlpd.start(base_config(tmp_path, signals=["traces"], processors={"batch": batch},
+                                   exporters={"file": {"path": str(tmp_path / "out.pb"), "format": "proto"}}))
+
+
+def test_send_batch_size_sends_before_the_timeout(otlpd, tmp_path):
+    daemon = start(otlpd, tmp_path, timeout="10s", send_batch_size=5)
+    request = trace_request("size-trigger", 6)
+    started = time.monotonic()
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        grpc_export(channel, request, timeout=15)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3, f"6 spans >= send_batch_size 5 go out at once, not after the 10s timeout ({elapsed:.1f}s)"
+    assert sum(span_counts(proto_records(tmp_path / "out.pb"))) == 6
+
+
+def test_send_batch_max_size_splits_large_requests(otlpd, tmp_path):
+    daemon = start(otlpd, tmp_path, timeout="50ms", send_batch_size=10, send_batch_max_size=10)
+    request = trace_request(resources=[("split-a", 17), ("split-b", 8)])
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        grpc_export(channel, request)
+    messages = proto_records(tmp_path / "out.pb")
+    counts = span_counts(messages)
+    assert sum(counts) == 25 and max(counts) <= 10, f"batches of at most 10 spans: {counts}"
+    written = sorted(s.span_id.hex() for m in messages for rs in m.resource_spans for ss in rs.scope_spans for s in ss.spans)
+    assert written == sorted(request_span_ids(request))
+
+
+def test_timeout_merges_concurrent_requests(otlpd, tmp_path):
+    daemon = start(otlpd, tmp_path, timeout="400ms", send_batch_size=1000)
+    requests = [trace_request(f"merge-{i}", 2) for i in range(4)]
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        method = channel.unary_unary(GRPC_PATHS["traces"], request_serializer=lambda m: m.SerializeToString(),
+                                     response_deserializer=lambda b: b)
+        futures = [method.future(r, timeout=10) for r in requests]
+        for future in futures:
+            future.result()
+    messages = proto_records(tmp_path / "out.pb")
+    assert sum(span_counts(messages)) == 8
+    assert len(messages) < len(requests), f"requests arriving together are written as fewer batches: {span_counts(messages)}"
