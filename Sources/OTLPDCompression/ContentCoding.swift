@@ -20,9 +20,6 @@ public enum ContentCoding: String, Sendable, CaseIterable, CustomStringConvertib
     }
 
     public var description: String { self.rawValue }
-
-    /// What a response may advertise in `Accept-Encoding` / `grpc-accept-encoding`.
-    public static let acceptedList = "gzip, zstd, deflate, identity"
 }
 
 /// Why a compressed body could not be read.

@@ -228,8 +228,6 @@ final class NGHTTP2ServerSession {
         nghttp2_session_want_read(self.session) != 0 || nghttp2_session_want_write(self.session) != 0
     }
 
-    var openStreamCount: Int { self.streams.count }
-
     // MARK: Callbacks
 
     private static func install(_ callbacks: OpaquePointer?) {

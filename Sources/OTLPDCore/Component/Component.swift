@@ -54,7 +54,6 @@ public typealias ComponentConfiguration = any Sendable
 /// returns the settings with defaults applied.
 public protocol ComponentFactory: Sendable {
     var type: String { get }
-    var kind: ComponentKind { get }
     /// The signals it can take part in.
     var signals: Set<Signal> { get }
     func decode(_ reader: ConfigReader) -> ComponentConfiguration
@@ -92,15 +91,4 @@ public protocol ProcessorFactory: ComponentFactory {
         next: any Consumer,
         settings: ComponentSettings
     ) throws -> any Processor
-}
-
-extension ComponentFactory {
-    public var kind: ComponentKind {
-        switch self {
-        case is any ReceiverFactory: .receiver
-        case is any ExporterFactory: .exporter
-        case is any ProcessorFactory: .processor
-        default: .extension
-        }
-    }
 }

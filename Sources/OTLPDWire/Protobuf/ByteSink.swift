@@ -151,11 +151,6 @@ package struct ByteSink: ~Copyable {
         }
     }
 
-    /// The last byte written, if any.
-    package var last: UInt8? {
-        self.count > 0 ? self.base[self.count - 1] : nil
-    }
-
     package mutating func removeLast(_ n: Int = 1) {
         self.count = max(0, self.count - n)
     }
@@ -311,13 +306,6 @@ package struct ByteSink: ~Copyable {
     package func byteBuffer(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: self.count)
         buffer.writeBytes(UnsafeRawBufferPointer(start: self.base, count: self.count))
-        return buffer
-    }
-
-    /// The bytes from `offset` to the end, copied.
-    package func byteBuffer(from offset: Int) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: self.count - offset)
-        buffer.writeBytes(UnsafeRawBufferPointer(start: self.base + offset, count: self.count - offset))
         return buffer
     }
 

@@ -221,8 +221,4 @@ package struct WireBytes {
     package var byteArray: [UInt8] {
         Array(UnsafeBufferPointer(start: self.start, count: self.count))
     }
-
-    package func withBuffer<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
-        try body(UnsafeRawBufferPointer(start: self.start, count: self.count))
-    }
 }

@@ -23,14 +23,6 @@ package enum FieldKind: UInt8, Sendable, BitwiseCopyable {
     package var isPackable: Bool {
         self.wireType != .lengthDelimited
     }
-
-    /// 64-bit integers: written as decimal strings in OTLP/JSON.
-    package var isQuoted64: Bool {
-        switch self {
-        case .int64, .sint64, .sfixed64, .uint64, .fixed64: true
-        default: false
-        }
-    }
 }
 
 package enum WireType: UInt8, Sendable, BitwiseCopyable {
@@ -135,15 +127,6 @@ package final class WireSchema: @unchecked Sendable {
         let entry = self.messageTable[Int(message)]
         guard number <= entry.maxNumber else { return -1 }
         return self.numberTable[Int(entry.numberTableStart) + Int(number)]
-    }
-
-    /// A field by its proto name or JSON name.
-    package func field(named name: String, in message: Int32) -> Int32? {
-        let layout = self.messages[Int(message)]
-        for index in layout.firstField..<(layout.firstField + layout.fieldCount) {
-            if self.fieldNames[Int(index)] == name || self.jsonNames[Int(index)] == name { return index }
-        }
-        return nil
     }
 
     private init() {
