@@ -62,20 +62,27 @@ public final class AppendOnlyFile: @unchecked Sendable {
 
     /// Writes every byte (retrying short writes and interrupts).
     public func write(_ buffer: ByteBuffer) throws(SystemError) {
-        let outcome: SystemError? = buffer.withUnsafeReadableBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(self.descriptor, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return SystemError("write", path: self.path)
-                }
-                offset += written
-            }
-            return nil
-        }
+        let outcome: SystemError? = buffer.withUnsafeReadableBytes { raw in self.writeAll(raw) }
         if let outcome { throw outcome }
-        self.size += buffer.readableBytes
+    }
+
+    /// Writes every byte of `bytes`, which must stay valid for the call.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        if let error = self.writeAll(bytes) { throw error }
+    }
+
+    private func writeAll(_ raw: UnsafeRawBufferPointer) -> SystemError? {
+        var offset = 0
+        while offset < raw.count {
+            let written = Glibc.write(self.descriptor, raw.baseAddress! + offset, raw.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return SystemError("write", path: self.path)
+            }
+            offset += written
+        }
+        self.size += raw.count
+        return nil
     }
 
     /// Asks the kernel to put the file's data on disk.

@@ -151,6 +151,7 @@ package enum ConnectionSetup {
             role: role,
             localPort: channel.localAddress?.port ?? 0,
             isTLS: sslContext != nil)
+        let executor = EventLoopTaskExecutor(channel.eventLoop)
         let pipeline = channel.pipeline.syncOperations
         if let sslContext {
             try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
@@ -158,8 +159,10 @@ package enum ConnectionSetup {
         }
         try pipeline.addHandler(
             ProtocolSniffer(
-                makeHTTP2Handler: { HTTP2ServerHandler(settings: http2, delegate: HTTP2RequestBridge(handler: handler, client: client)) },
-                makeHTTP1Handler: { HTTP1ServerHandler(handler: handler, client: client) },
+                makeHTTP2Handler: {
+                    HTTP2ServerHandler(settings: http2, delegate: HTTP2RequestBridge(handler: handler, client: client, executor: executor))
+                },
+                makeHTTP1Handler: { HTTP1ServerHandler(handler: handler, client: client, executor: executor) },
                 onPlaintextTLS: { handler.connectionFailed(client: client, reason: "sent a TLS handshake to a listener without TLS") }))
     }
 }

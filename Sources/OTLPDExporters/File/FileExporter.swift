@@ -52,7 +52,7 @@ public final class FileExporter: Exporter {
 
     public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
         guard let groupBy = self.configuration.groupBy else {
-            try await self.appender(for: batch.signal, group: nil).append(self.encode(batch.payload, signal: batch.signal))
+            try await self.appender(for: batch.signal, group: nil).append(self.record(batch.payload, signal: batch.signal))
             return
         }
         // A file per attribute value: split the request by resource (slices, no copies).
@@ -66,12 +66,17 @@ public final class FileExporter: Exporter {
         for key in order {
             var request = ByteBuffer()
             for var part in groups[key]! { request.writeBuffer(&part) }
-            try await self.appender(for: batch.signal, group: key).append(self.encode(request, signal: batch.signal))
+            try await self.appender(for: batch.signal, group: key).append(self.record(request, signal: batch.signal))
         }
     }
 
-    /// The bytes one request adds to its file.
-    private func encode(_ payload: ByteBuffer, signal: Signal) -> ByteBuffer {
+    /// What one request adds to its file. Uncompressed JSON is rendered by
+    /// the writing thread, straight before the write; compressed output is
+    /// encoded here, so compression runs on the receiving threads.
+    private func record(_ payload: ByteBuffer, signal: Signal) -> FileRecord {
+        if self.configuration.format == .json && self.configuration.compression == .none {
+            return .rendered { sink in OTLPJSONEncoder.appendLines(payload, signal: signal, to: &sink) }
+        }
         var bytes: ByteBuffer
         switch self.configuration.format {
         case .json:
@@ -84,7 +89,7 @@ public final class FileExporter: Exporter {
         if self.configuration.compression != .none {
             bytes = Compression.compress(bytes, coding: self.configuration.compression.coding)
         }
-        return bytes
+        return .bytes(bytes)
     }
 
     private func appender(for signal: Signal, group: String?) -> FileAppender {

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import OTLPDCore
 import OTLPDSystem
+import OTLPDWire
 
 /// When an output file is rotated and how many old ones are kept, as the
 /// Collector's file exporter (lumberjack) does.
@@ -25,6 +26,14 @@ public struct RotationPolicy: Sendable, Equatable {
     }
 }
 
+/// What one caller adds to a file.
+package enum FileRecord: Sendable {
+    case bytes(ByteBuffer)
+    /// Rendered by the writing thread into a reused buffer and written at once,
+    /// so the kernel copies from cache and nothing is allocated per request.
+    case rendered(@Sendable (inout ByteSink) -> Void)
+}
+
 /// Appends to one file from many requests at once. Writes that arrive while
 /// one is under way are gathered and written together by one pool thread
 /// (group commit), and each caller resumes only once its bytes are with the
@@ -35,11 +44,13 @@ public final class FileAppender: Sendable {
     private let logger: Logger
     private let threadPool: NIOThreadPool
     private let queue = NIOLockedValueBox(Queue())
+    /// Used only by the one drain that runs at a time.
+    private let renderBuffer = RenderBuffer()
     /// Touched only by the one drain that runs at a time, and by `sync`.
     private let output = NIOLockedValueBox(Output(file: nil, unsynced: 0, standardStream: nil))
 
     private struct Queue {
-        var pending: [ByteBuffer] = []
+        var pending: [FileRecord] = []
         var waiters: [CheckedContinuation<Result<Void, ConsumeError>, Never>] = []
         var draining = false
     }
@@ -79,9 +90,14 @@ public final class FileAppender: Sendable {
 
     /// Appends `bytes` and returns once they are written to the file.
     public func append(_ bytes: ByteBuffer) async throws(ConsumeError) {
+        try await self.append(.bytes(bytes))
+    }
+
+    /// Appends a record and returns once it is written to the file.
+    package func append(_ record: FileRecord) async throws(ConsumeError) {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, ConsumeError>, Never>) in
             let startDrain = self.queue.withLockedValue { queue -> Bool in
-                queue.pending.append(bytes)
+                queue.pending.append(record)
                 queue.waiters.append(continuation)
                 if queue.draining { return false }
                 queue.draining = true
@@ -97,7 +113,7 @@ public final class FileAppender: Sendable {
     /// Writes everything queued, group by group, until the queue is empty.
     private func drain() {
         while true {
-            let work = self.queue.withLockedValue { queue -> ([ByteBuffer], [CheckedContinuation<Result<Void, ConsumeError>, Never>])? in
+            let work = self.queue.withLockedValue { queue -> ([FileRecord], [CheckedContinuation<Result<Void, ConsumeError>, Never>])? in
                 guard !queue.pending.isEmpty else {
                     queue.draining = false
                     return nil
@@ -122,24 +138,37 @@ public final class FileAppender: Sendable {
         }
     }
 
-    private func write(_ buffers: [ByteBuffer]) throws(SystemError) {
-        let total = buffers.reduce(0) { $0 + $1.readableBytes }
+    private func write(_ records: [FileRecord]) throws(SystemError) {
         let outcome = self.output.withLockedValue { (output: inout Output) -> Result<Void, SystemError> in
             do throws(SystemError) {
                 if output.file == nil { output.file = try AppendOnlyFile(path: self.path) }
-                if let rotation = self.rotation, rotation.maxBytes > 0, let file = output.file, file.size > 0,
-                    file.size + total > rotation.maxBytes
-                {
-                    try self.rotate(&output, rotation)
+                for record in records {
+                    switch record {
+                    case .bytes(let buffer):
+                        try self.rotateIfNeeded(&output, adding: buffer.readableBytes)
+                        try output.file!.write(buffer)
+                        output.unsynced += buffer.readableBytes
+                    case .rendered(let render):
+                        let written = try self.renderBuffer.render(render) { (bytes) throws(SystemError) -> Int in
+                            try self.rotateIfNeeded(&output, adding: bytes.count)
+                            try output.file!.write(bytes)
+                            return bytes.count
+                        }
+                        output.unsynced += written
+                    }
                 }
-                for buffer in buffers { try output.file!.write(buffer) }
-                output.unsynced += total
                 return .success(())
             } catch {
                 return .failure(error)
             }
         }
         try outcome.get()
+    }
+
+    private func rotateIfNeeded(_ output: inout Output, adding count: Int) throws(SystemError) {
+        if let rotation = self.rotation, rotation.maxBytes > 0, let file = output.file, file.size > 0, file.size + count > rotation.maxBytes {
+            try self.rotate(&output, rotation)
+        }
     }
 
     /// Puts written data on disk if any was written since the last call.

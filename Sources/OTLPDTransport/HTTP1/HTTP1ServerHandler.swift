@@ -20,12 +20,14 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
 
     private let handler: any RequestHandler
     private let client: ClientInfo
+    private let executor: EventLoopTaskExecutor
     private var state = State.idle
     private var quiescing = false
 
-    init(handler: any RequestHandler, client: ClientInfo) {
+    init(handler: any RequestHandler, client: ClientInfo, executor: EventLoopTaskExecutor) {
         self.handler = handler
         self.client = client
+        self.executor = executor
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -71,7 +73,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     private func dispatch(_ request: ServerRequest, context: ChannelHandlerContext) {
         let handler = self.handler
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        Task.immediate {
+        Task.immediate(executorPreference: self.executor) {
             let response = await handler.handle(request)
             if loopBound.eventLoop.inEventLoop {
                 loopBound.value.0.write(response, context: loopBound.value.1)

@@ -6,10 +6,12 @@ import OTLPDHTTP2
 final class HTTP2RequestBridge: HTTP2ServerDelegate {
     let handler: any RequestHandler
     let client: ClientInfo
+    let executor: EventLoopTaskExecutor
 
-    init(handler: any RequestHandler, client: ClientInfo) {
+    init(handler: any RequestHandler, client: ClientInfo, executor: EventLoopTaskExecutor) {
         self.handler = handler
         self.client = client
+        self.executor = executor
     }
 
     private func serverHead(_ head: HTTP2RequestHead) -> ServerRequestHead {
@@ -29,8 +31,9 @@ final class HTTP2RequestBridge: HTTP2ServerDelegate {
         let serverRequest = ServerRequest(head: self.serverHead(request.head), body: request.body)
         let handler = self.handler
         // Runs on this event loop until the pipeline first waits, so a request
-        // that no stage holds is answered without a thread hop.
-        Task.immediate {
+        // that no stage holds is answered without a thread hop; after a wait it
+        // resumes on the same loop.
+        Task.immediate(executorPreference: self.executor) {
             let response = await handler.handle(serverRequest)
             responder.respond(HTTP2Response(status: response.status, headers: response.headers, body: response.body, trailers: response.trailers))
         }

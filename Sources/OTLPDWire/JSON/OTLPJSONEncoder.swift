@@ -112,6 +112,17 @@ package enum OTLPJSONEncoder {
                 sink.append(UInt8(ascii: "["))
                 var first = true
                 try Self.writeElements(field, wireType: wireType, &reader, first: &first, to: &sink, schema: schema, depth: depth)
+                // The elements that follow at once (the usual case) are taken here, so the
+                // main loop does not meet them again; later stray ones are gathered below.
+                while !reader.isAtEnd {
+                    let mark = reader.mark
+                    let (nextNumber, nextType) = try reader.readTag()
+                    guard nextNumber == number && Self.accepts(field, nextType) else {
+                        reader.rewind(to: mark)
+                        break
+                    }
+                    try Self.writeElements(field, wireType: nextType, &reader, first: &first, to: &sink, schema: schema, depth: depth)
+                }
                 var scan = reader
                 while !scan.isAtEnd {
                     let (laterNumber, laterType) = try scan.readTag()

@@ -84,6 +84,17 @@ package struct WireReader {
 
     @usableFromInline static var emptyBytes: UnsafePointer<UInt8> { ("" as StaticString).utf8Start }
 
+    /// A position to come back to (cheaper than copying the reader).
+    package struct Mark {
+        @usableFromInline let position: UnsafePointer<UInt8>
+    }
+
+    @inlinable package var mark: Mark { Mark(position: self.position) }
+
+    @inlinable package mutating func rewind(to mark: Mark) {
+        self.position = mark.position
+    }
+
     @inlinable package var isAtEnd: Bool { self.position >= self.end }
     @inlinable package var remaining: Int { self.end - self.position }
     @inlinable package var offset: Int { self.position - self.origin }
