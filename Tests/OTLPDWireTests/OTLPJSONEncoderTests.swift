@@ -78,3 +78,25 @@ struct DirectEncodingTests {
         }
     }
 }
+
+struct SpanPathTests {
+    @Test("a span the fast path cannot take (attributes split by other fields, an unknown field) gives the generic JSON")
+    func fallsBackToTheGenericWalk() throws {
+        let attribute: (String) -> [UInt8] = { key in
+            let value: [UInt8] = [0x0A, 0x01, 0x76]  // AnyValue.string_value = "v"
+            let keyValue: [UInt8] = [0x0A, UInt8(key.utf8.count)] + Array(key.utf8) + [0x12, UInt8(value.count)] + value
+            return [0x4A, UInt8(keyValue.count)] + keyValue  // Span.attributes (9)
+        }
+        var span: [UInt8] = [0x2A, 0x01, 0x78]  // name = "x"
+        span += attribute("a")
+        span += [0x30, 0x02]  // kind = 2
+        span += attribute("b")
+        span += [0xF8, 0x06, 0x01]  // field 111: unknown
+        let request = ByteBuffer(bytes: [0x0A, UInt8(span.count + 4), 0x12, UInt8(span.count + 2), 0x12, UInt8(span.count)] + span)
+        var sink = ByteSink()
+        OTLPJSONEncoder.appendLines(request, signal: .traces, to: &sink)
+        #expect(
+            sink.string
+                == #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x","attributes":[{"key":"a","value":{"stringValue":"v"}},{"key":"b","value":{"stringValue":"v"}}],"kind":2}]}]}]}"# + "\n")
+    }
+}

@@ -192,11 +192,19 @@ package enum OTLPJSONEncoder {
         switch field.kind {
         case .message:
             var nested = try reader.readLengthDelimited()
-            if field.messageIndex == schema.keyValue, let keyValue = ScalarKeyValue.read(nested) {
-                Self.write(keyValue, to: &sink)
-            } else {
-                try Self.writeMessage(&nested, message: field.messageIndex, to: &sink, schema: schema, depth: depth + 1)
+            if field.messageIndex == schema.span {
+                let start = sink.byteCount
+                if try Self.writeSpan(nested, to: &sink, schema: schema, depth: depth + 1) { return }
+                sink.removeLast(sink.byteCount - start)
             }
+            if field.messageIndex == schema.keyValue {
+                if ScalarKeyValue.writePlainStringAttribute(nested, to: &sink) { return }
+                if let keyValue = ScalarKeyValue.read(nested) {
+                    Self.write(keyValue, to: &sink)
+                    return
+                }
+            }
+            try Self.writeMessage(&nested, message: field.messageIndex, to: &sink, schema: schema, depth: depth + 1)
         case .string:
             let value = try reader.readLengthDelimited()
             Self.writeString(value.bytes, to: &sink)
@@ -248,6 +256,110 @@ package enum OTLPJSONEncoder {
             sink.appendDecimal(Int64(bitPattern: try reader.readFixed64()))
             sink.append(UInt8(ascii: "\""))
         }
+    }
+
+    /// A span, written field by field with literal keys: spans are most of a
+    /// trace request. Returns false, having written part of it, for anything
+    /// the generic walk must handle (an unknown field, an unexpected wire
+    /// type, a repeated field that comes back after others); the caller then
+    /// drops what was written and takes the generic walk, which gives the
+    /// same JSON.
+    private static func writeSpan(_ span: WireReader, to sink: inout ByteSink, schema: WireSchema, depth: Int) throws(WireError) -> Bool {
+        guard depth < WireReader.maxDepth else { return false }
+        var reader = span
+        var repeatedSeen: UInt32 = 0
+        var comma = false
+        sink.append(UInt8(ascii: "{"))
+        while !reader.isAtEnd {
+            let (number, wireType) = try reader.readTag()
+            if comma { sink.append(UInt8(ascii: ",")) }
+            comma = true
+            switch (number, wireType) {
+            case (1, 2):
+                sink.append("\"traceId\":\"")
+                sink.appendHex(try reader.readLengthDelimited().bytes)
+                sink.append(UInt8(ascii: "\""))
+            case (2, 2):
+                sink.append("\"spanId\":\"")
+                sink.appendHex(try reader.readLengthDelimited().bytes)
+                sink.append(UInt8(ascii: "\""))
+            case (3, 2):
+                sink.append("\"traceState\":")
+                Self.writeString(try reader.readLengthDelimited().bytes, to: &sink)
+            case (4, 2):
+                sink.append("\"parentSpanId\":\"")
+                sink.appendHex(try reader.readLengthDelimited().bytes)
+                sink.append(UInt8(ascii: "\""))
+            case (5, 2):
+                sink.append("\"name\":")
+                Self.writeString(try reader.readLengthDelimited().bytes, to: &sink)
+            case (6, 0):
+                sink.append("\"kind\":")
+                sink.appendDecimal(Int64(Int32(truncatingIfNeeded: try reader.readVarint())))
+            case (7, 1):
+                sink.append("\"startTimeUnixNano\":\"")
+                sink.appendDecimal(try reader.readFixed64())
+                sink.append(UInt8(ascii: "\""))
+            case (8, 1):
+                sink.append("\"endTimeUnixNano\":\"")
+                sink.appendDecimal(try reader.readFixed64())
+                sink.append(UInt8(ascii: "\""))
+            case (10, 0):
+                sink.append("\"droppedAttributesCount\":")
+                sink.appendDecimal(UInt64(UInt32(truncatingIfNeeded: try reader.readVarint())))
+            case (12, 0):
+                sink.append("\"droppedEventsCount\":")
+                sink.appendDecimal(UInt64(UInt32(truncatingIfNeeded: try reader.readVarint())))
+            case (14, 0):
+                sink.append("\"droppedLinksCount\":")
+                sink.appendDecimal(UInt64(UInt32(truncatingIfNeeded: try reader.readVarint())))
+            case (15, 2):
+                sink.append("\"status\":")
+                var status = try reader.readLengthDelimited()
+                try Self.writeMessage(&status, message: schema.spanStatus, to: &sink, schema: schema, depth: depth + 1)
+            case (16, 5):
+                sink.append("\"flags\":")
+                sink.appendDecimal(UInt64(try reader.readFixed32()))
+            case (9, 2), (11, 2), (13, 2):
+                // attributes, events, links: the whole run of one field at once.
+                let bit: UInt32 = 1 << number
+                guard repeatedSeen & bit == 0 else { return false }
+                repeatedSeen |= bit
+                switch number {
+                case 9: sink.append("\"attributes\":[")
+                case 11: sink.append("\"events\":[")
+                default: sink.append("\"links\":[")
+                }
+                var element = try reader.readLengthDelimited()
+                while true {
+                    if number == 9 {
+                        if !ScalarKeyValue.writePlainStringAttribute(element, to: &sink) {
+                            if let keyValue = ScalarKeyValue.read(element) {
+                                Self.write(keyValue, to: &sink)
+                            } else {
+                                try Self.writeMessage(&element, message: schema.keyValue, to: &sink, schema: schema, depth: depth + 1)
+                            }
+                        }
+                    } else {
+                        try Self.writeMessage(&element, message: number == 11 ? schema.spanEvent : schema.spanLink, to: &sink, schema: schema, depth: depth + 1)
+                    }
+                    let mark = reader.mark
+                    guard !reader.isAtEnd else { break }
+                    let (nextNumber, nextType) = try reader.readTag()
+                    guard nextNumber == number && nextType == 2 else {
+                        reader.rewind(to: mark)
+                        break
+                    }
+                    sink.append(UInt8(ascii: ","))
+                    element = try reader.readLengthDelimited()
+                }
+                sink.append(UInt8(ascii: "]"))
+            default:
+                return false
+            }
+        }
+        sink.append(UInt8(ascii: "}"))
+        return true
     }
 
     /// The generic walk's output for a scalar KeyValue, written directly.

@@ -108,20 +108,25 @@ package struct ByteSink: ~Copyable {
     @inline(__always)
     package mutating func append(start: UnsafePointer<UInt8>, count: Int) {
         self.reserve(count)
-        let destination = self.base + self.count
-        if count <= 16 {
-            // Short copies (keys, ids, small strings) are most of them: avoid a memmove call.
-            if count >= 8 {
-                let raw = UnsafeRawPointer(start)
-                let head = raw.loadUnaligned(as: UInt64.self)
-                let tail = raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
-                UnsafeMutableRawPointer(destination).storeBytes(of: head, as: UInt64.self)
-                UnsafeMutableRawPointer(destination).storeBytes(of: tail, toByteOffset: count - 8, as: UInt64.self)
-            } else {
-                for i in 0..<count { destination[i] = start[i] }
+        let destination = UnsafeMutableRawPointer(self.base + self.count)
+        let source = UnsafeRawPointer(start)
+        // Short copies (keys, ids, attribute strings, JSON punctuation) are most
+        // of them: overlapping word copies instead of a memmove call.
+        if count >= 8 && count <= 32 {
+            let head = source.loadUnaligned(as: UInt64.self)
+            let tail = source.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+            if count > 16 {
+                let second = source.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+                let third = source.loadUnaligned(fromByteOffset: count - 16, as: UInt64.self)
+                destination.storeBytes(of: second, toByteOffset: 8, as: UInt64.self)
+                destination.storeBytes(of: third, toByteOffset: count - 16, as: UInt64.self)
             }
+            destination.storeBytes(of: head, as: UInt64.self)
+            destination.storeBytes(of: tail, toByteOffset: count - 8, as: UInt64.self)
+        } else if count < 8 {
+            for i in 0..<count { (self.base + self.count)[i] = start[i] }
         } else {
-            destination.update(from: start, count: count)
+            (self.base + self.count).update(from: start, count: count)
         }
         self.count += count
     }

@@ -4,36 +4,30 @@
 package enum JSONStringEscaper {
     @inline(__always)
     package static func append(_ bytes: WireBytes, to sink: inout ByteSink) {
-        let start = bytes.start
-        let count = bytes.count
-        // Most strings need no escaping: check them a word at a time (the last
-        // word overlapping) and copy them whole.
+        // Most strings need no escaping: copy them whole.
+        if Self.isPlain(bytes.start, bytes.count) {
+            sink.append(start: bytes.start, count: bytes.count)
+        } else {
+            Self.appendSlow(bytes.start, bytes.count, to: &sink)
+        }
+    }
+
+    /// True when the bytes are ASCII with nothing to escape: checked a word
+    /// at a time, the last word overlapping.
+    @inline(__always)
+    package static func isPlain(_ start: UnsafePointer<UInt8>, _ count: Int) -> Bool {
         if count >= 8 {
             var i = 0
-            var clean = true
             while i + 8 <= count {
-                if Self.needsAttention(Self.word(start + i)) {
-                    clean = false
-                    break
-                }
+                if Self.needsAttention(Self.word(start + i)) { return false }
                 i += 8
             }
-            if clean && (i == count || !Self.needsAttention(Self.word(start + count - 8))) {
-                sink.append(start: start, count: count)
-                return
-            }
-        } else {
-            var clean = true
-            for i in 0..<count where start[i] < 0x20 || start[i] == 0x22 || start[i] == 0x5C || start[i] >= 0x80 {
-                clean = false
-                break
-            }
-            if clean {
-                sink.append(start: start, count: count)
-                return
-            }
+            return i == count || !Self.needsAttention(Self.word(start + count - 8))
         }
-        Self.appendSlow(start, count, to: &sink)
+        for i in 0..<count where start[i] < 0x20 || start[i] == 0x22 || start[i] == 0x5C || start[i] >= 0x80 {
+            return false
+        }
+        return true
     }
 
     @inline(__always)

@@ -63,3 +63,47 @@ package struct ScalarKeyValue {
         }
     }
 }
+
+extension ScalarKeyValue {
+    /// Whether `reader`'s range is a well-formed `KeyValue` with a string
+    /// value (the commonest attribute): what validation needs, without
+    /// building anything. False means "check it the general way".
+    @inline(__always)
+    package static func isStringAttribute(_ reader: WireReader) -> Bool {
+        let end = reader.end
+        var p = reader.position
+        guard end - p >= 2, p[0] == 0x0A, p[1] < 0x80 else { return false }
+        p += 2 + Int(p[1])
+        guard end - p >= 4, p[0] == 0x12, p[1] < 0x80, Int(p[1]) == end - p - 2, p[2] == 0x0A, p[3] < 0x80 else { return false }
+        return p + 4 + Int(p[3]) == end
+    }
+
+    /// The commonest attribute of all, a short string with nothing to
+    /// escape, written straight as OTLP/JSON with one capacity check.
+    /// Returns false for any other shape (the caller takes the general
+    /// path, which writes the same text).
+    @inline(__always)
+    package static func writePlainStringAttribute(_ reader: WireReader, to sink: inout ByteSink) -> Bool {
+        let end = reader.end
+        var p = reader.position
+        // KeyValue.key (field 1), under 128 bytes.
+        guard end - p >= 4, p[0] == 0x0A, p[1] < 0x80 else { return false }
+        let keyCount = Int(p[1])
+        let key = p + 2
+        p = key + keyCount
+        // KeyValue.value (field 2): AnyValue { string_value (field 1) }, ending the KeyValue.
+        guard end - p >= 4, p[0] == 0x12, p[1] < 0x80, Int(p[1]) == end - p - 2, p[2] == 0x0A, p[3] < 0x80 else { return false }
+        let valueCount = Int(p[3])
+        let value = p + 4
+        guard value + valueCount == end,
+            JSONStringEscaper.isPlain(key, keyCount), JSONStringEscaper.isPlain(value, valueCount)
+        else { return false }
+        sink.reserve(keyCount + valueCount + 40)
+        sink.append("{\"key\":\"")
+        sink.append(start: key, count: keyCount)
+        sink.append("\",\"value\":{\"stringValue\":\"")
+        sink.append(start: value, count: valueCount)
+        sink.append("\"}}")
+        return true
+    }
+}

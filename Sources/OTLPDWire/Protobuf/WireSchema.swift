@@ -120,6 +120,11 @@ package final class WireSchema: @unchecked Sendable {
     package let logsRequest: Int32
     /// `KeyValue`: most of OTLP's bytes, so the walkers have a fast path for it.
     package let keyValue: Int32
+    /// `Span` and the messages it holds: the JSON writer has a path of its own for spans.
+    package let span: Int32
+    package let spanEvent: Int32
+    package let spanLink: Int32
+    package let spanStatus: Int32
 
     /// The field index of field `number` of message `message`, or -1.
     @inline(__always)
@@ -164,6 +169,10 @@ package final class WireSchema: @unchecked Sendable {
         self.metricsRequest = builder.indexByName["opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest"]!
         self.logsRequest = builder.indexByName["opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest"]!
         self.keyValue = builder.indexByName["opentelemetry.proto.common.v1.KeyValue"]!
+        self.span = builder.indexByName["opentelemetry.proto.trace.v1.Span"]!
+        self.spanEvent = builder.indexByName["opentelemetry.proto.trace.v1.Span.Event"]!
+        self.spanLink = builder.indexByName["opentelemetry.proto.trace.v1.Span.Link"]!
+        self.spanStatus = builder.indexByName["opentelemetry.proto.trace.v1.Status"]!
     }
 
     private static func immortal<Element>(_ array: [Element]) -> UnsafeBufferPointer<Element> {

@@ -66,7 +66,9 @@ package enum WireValidator {
                         continue
                     }
                     var nested = try reader.readLengthDelimited()
-                    if field.messageIndex == schema.keyValue && ScalarKeyValue.read(nested) != nil { continue }
+                    if field.messageIndex == schema.keyValue && (ScalarKeyValue.isStringAttribute(nested) || ScalarKeyValue.read(nested) != nil) {
+                        continue
+                    }
                     guard depth < WireReader.maxDepth else { throw WireError(.tooDeep, offset: reader.offset) }
                     if depth == 0 { summary.resourceCount += 1 }
                     try Self.walk(&nested, message: field.messageIndex, depth: depth + 1, summary: &summary, schema: schema)
