@@ -103,7 +103,8 @@ package final class OTLPRequestHandler: RequestHandler {
         } catch {
             return self.grpcRefusal(head, error)
         }
-        return GRPCFraming.okResponse(ResponseMessages.exportResponse(signal: signal))
+        // Full success: the response message is empty, and so always the same.
+        return GRPCFraming.okEmptyResponse
     }
 
     private func grpcRefusal(_ head: ServerRequestHead, _ error: ConsumeError) -> ServerResponse {
@@ -199,16 +200,14 @@ package final class OTLPRequestHandler: RequestHandler {
                     extraHeaders: corsHeaders + [HTTPHeaderField("retry-after", String(seconds))])
             }
         }
-        let response = ResponseMessages.exportResponse(signal: signal)
-        let responseBody: ByteBuffer
-        if encoding == .json {
-            responseBody = (try? OTLPJSONEncoder.encode(response, message: ResponseMessages.responseIndex(signal))) ?? ByteBuffer(string: "{}")
-        } else {
-            responseBody = response
-        }
-        return ServerResponse(
-            status: 200, headers: [HTTPHeaderField("content-type", encoding.contentType)] + corsHeaders, body: responseBody)
+        // Full success: an empty Export*ServiceResponse, the same every time.
+        var response = encoding == .json ? Self.okJSON : Self.okProtobuf
+        response.headers += corsHeaders
+        return response
     }
+
+    static let okProtobuf = ServerResponse(status: 200, headers: [HTTPHeaderField("content-type", HTTPEncoding.protobuf.contentType)], body: ByteBuffer())
+    static let okJSON = ServerResponse(status: 200, headers: [HTTPHeaderField("content-type", HTTPEncoding.json.contentType)], body: ByteBuffer(string: "{}"))
 
     private var httpPaths: [(path: String, signal: Signal)] {
         let http = self.configuration.http ?? OTLPReceiverConfiguration.HTTP()

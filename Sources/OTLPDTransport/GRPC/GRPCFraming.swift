@@ -57,6 +57,10 @@ public enum GRPCFraming {
         case unauthenticated = 16
     }
 
+    /// The successful answer with an empty message (a full success of
+    /// Export): the same for every request, so built once.
+    public static let okEmptyResponse = okResponse(ByteBuffer())
+
     /// A successful unary response: headers, the framed message, `grpc-status: 0`.
     public static func okResponse(_ message: ByteBuffer) -> ServerResponse {
         ServerResponse(

@@ -5,7 +5,7 @@ import OTLPDCore
 
 /// The small messages otlpd itself writes, packed with protobuf-c: the
 /// `google.rpc.Status` of every error, with `RetryInfo` when a client should
-/// retry, and the `Export*ServiceResponse` of every success.
+/// retry. (A full success answers an empty `Export*ServiceResponse`.)
 package enum ResponseMessages {
     /// A serialized `google.rpc.Status`; with `retryDelay`, one `RetryInfo` detail.
     package static func status(code: Int32, message: String, retryDelay: Duration? = nil) -> ByteBuffer {
@@ -89,38 +89,6 @@ package enum ResponseMessages {
             google__rpc__status__pack(&status, raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
         return buffer
-    }
-
-    /// A serialized `Export*ServiceResponse`: empty on full success, else with
-    /// its partial-success counts.
-    package static func exportResponse(signal: Signal, rejected: Int64 = 0, errorMessage: String? = nil) -> ByteBuffer {
-        guard rejected > 0 || errorMessage != nil else { return ByteBuffer() }
-        // ExportXPartialSuccess { int64 rejected_x = 1; string error_message = 2 } inside field 1.
-        var inner = ByteSink(capacity: 64 + (errorMessage?.utf8.count ?? 0))
-        if rejected > 0 {
-            inner.appendVarint(0x08)
-            inner.appendVarint(UInt64(bitPattern: rejected))
-        }
-        if let errorMessage {
-            inner.appendVarint(0x12)
-            inner.appendVarint(UInt64(errorMessage.utf8.count))
-            inner.append(contentsOf: errorMessage)
-        }
-        var outer = ByteSink(capacity: inner.byteCount + 8)
-        outer.appendVarint(0x0A)
-        outer.appendVarint(UInt64(inner.byteCount))
-        inner.withBytes { outer.append(start: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: $0.count) }
-        return outer.byteBuffer()
-    }
-
-    /// The message index of each signal's `Export*ServiceResponse`, for JSON output.
-    package static func responseIndex(_ signal: Signal) -> Int32 {
-        let schema = WireSchema.shared
-        switch signal {
-        case .traces: return schema.messageIndex("opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse")
-        case .metrics: return schema.messageIndex("opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse")
-        case .logs: return schema.messageIndex("opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse")
-        }
     }
 
     package static var statusIndex: Int32 { WireSchema.shared.messageIndex("google.rpc.Status") }
