@@ -94,9 +94,9 @@ struct FileAppenderTests {
         let path = "\(directory)/out.jsonl"
         let old = FileAppender.backupPath(for: path, nanoseconds: Timestamp.nowNanoseconds() - 3 * 86_400 * 1_000_000_000, localTime: false)
         let recent = FileAppender.backupPath(for: path, nanoseconds: Timestamp.nowNanoseconds() - 3_600 * 1_000_000_000, localTime: false)
-        FileManager.default.createFile(atPath: old, contents: Data("old\n".utf8))
-        FileManager.default.createFile(atPath: recent, contents: Data("recent\n".utf8))
-        FileManager.default.createFile(atPath: "\(directory)/unrelated.txt", contents: Data())
+        _ = FileManager.default.createFile(atPath: old, contents: Data("old\n".utf8))
+        _ = FileManager.default.createFile(atPath: recent, contents: Data("recent\n".utf8))
+        _ = FileManager.default.createFile(atPath: "\(directory)/unrelated.txt", contents: Data())
         let appender = FileAppender(path: path, rotation: RotationPolicy(maxBytes: 10, maxDays: 2, maxBackups: 0), logger: Logger(label: "test"))
         appender.pruneBackups(RotationPolicy(maxBytes: 10, maxDays: 2, maxBackups: 0))
         #expect(!FileManager.default.fileExists(atPath: old))

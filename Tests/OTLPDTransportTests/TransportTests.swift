@@ -164,7 +164,7 @@ struct HTTP1ConnectionTests {
     @Test func garbageIsRefusedAndReported() throws {
         let handler = RecordingHandler()
         let channel = try makeChannel(handler)
-        try? channel.writeInbound(ByteBuffer(bytes: [0x00, 0xFF, 0x13, 0x37, 0x0D, 0x0A, 0x0D, 0x0A]))
+        _ = try? channel.writeInbound(ByteBuffer(bytes: [0x00, 0xFF, 0x13, 0x37, 0x0D, 0x0A, 0x0D, 0x0A]))
         #expect(try written(channel).hasPrefix("HTTP/1.1 400"))
         #expect(handler.failures.withLockedValue { $0.first?.hasPrefix("10.1.2.3:5555 not a valid HTTP/1.1 request") } == true)
         #expect(!channel.isActive)

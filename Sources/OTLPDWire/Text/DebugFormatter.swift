@@ -195,7 +195,8 @@ package enum DebugFormatter {
             default: try scan.skip(wireType: wireType, number: number)
             }
         }
-        guard var (points, type, kind) = data else { return }
+        guard let (pointsMessage, type, kind) = data else { return }
+        var points = pointsMessage
         let info = MetricInfo(name: name, type: type, kind: kind)
         while !points.isAtEnd {
             let (number, wireType) = try points.readTag()
