@@ -88,6 +88,9 @@ final class NGHTTP2ServerSession {
 
     private var session: OpaquePointer?
     private(set) var streams: [Int32: Stream] = [:]
+    /// The stream of the last callback: nghttp2 reports one stream's headers
+    /// and data in a row, so most lookups need no hashing.
+    private var lastStream: Stream?
     private var events: [NGHTTP2SessionEvent] = []
     /// nghttp2's last words on a protocol error, for the report when it answers with GOAWAY / RST_STREAM.
     private var lastErrorMessage: String?
@@ -170,7 +173,7 @@ final class NGHTTP2ServerSession {
         fields.append(contentsOf: response.headers)
         let hasBody = response.body.map { $0.readableBytes > 0 } ?? false
         if !hasBody && response.trailers == nil {
-            try Self.withNameValues(fields) { (nva, count) throws(NGHTTP2Error) in
+            try self.withNameValues(fields) { (nva, count) throws(NGHTTP2Error) in
                 try check(nghttp2_submit_response(self.session, id, nva, count, nil), "nghttp2_submit_response")
             }
             return
@@ -182,7 +185,7 @@ final class NGHTTP2ServerSession {
             let session = Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
             return session.readResponseBody(streamID, buffer!, length, flags!)
         }
-        try Self.withNameValues(fields) { (nva, count) throws(NGHTTP2Error) in
+        try self.withNameValues(fields) { (nva, count) throws(NGHTTP2Error) in
             try check(nghttp2_submit_response(self.session, id, nva, count, &provider), "nghttp2_submit_response")
         }
     }
@@ -262,9 +265,19 @@ final class NGHTTP2ServerSession {
     private func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
             let id = frame.pointee.hd.stream_id
-            self.streams[id] = Stream(id: id)
+            let stream = Stream(id: id)
+            self.streams[id] = stream
+            self.lastStream = stream
         }
         return 0
+    }
+
+    @inline(__always)
+    private func stream(_ id: Int32) -> Stream? {
+        if let last = self.lastStream, last.head.streamID == id { return last }
+        let stream = self.streams[id]
+        if stream != nil { self.lastStream = stream }
+        return stream
     }
 
     private func onHeader(
@@ -273,12 +286,12 @@ final class NGHTTP2ServerSession {
         _ value: UnsafeBufferPointer<UInt8>
     ) -> Int32 {
         // Trailers a client sends after its body are not needed.
-        guard frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST, let stream = self.streams[frame.pointee.hd.stream_id] else {
+        guard frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST, let stream = self.stream(frame.pointee.hd.stream_id) else {
             return 0
         }
-        let valueText = String(decoding: value, as: UTF8.self)
+        let valueText = CommonHeaderText.string(value)
         if name.first == UInt8(ascii: ":") {
-            switch String(decoding: name, as: UTF8.self) {
+            switch CommonHeaderText.string(name) {
             case ":method": stream.head.method = valueText
             case ":path": stream.head.path = valueText
             case ":scheme": stream.head.scheme = valueText
@@ -286,7 +299,7 @@ final class NGHTTP2ServerSession {
             default: break
             }
         } else {
-            stream.head.headers.append(HTTPHeaderField(String(decoding: name, as: UTF8.self), valueText))
+            stream.head.headers.append(HTTPHeaderField(CommonHeaderText.string(name), valueText))
         }
         return 0
     }
@@ -296,7 +309,7 @@ final class NGHTTP2ServerSession {
         let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(header.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard let stream = self.streams[header.stream_id] else { return 0 }
+            guard let stream = self.stream(header.stream_id) else { return 0 }
             if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
                 stream.bodyLimit = self.policy?.bodyLimit(for: stream.head) ?? Int.max
                 if let length = stream.head.header("content-length").flatMap(Int.init) {
@@ -311,7 +324,7 @@ final class NGHTTP2ServerSession {
             }
             if endStream && !stream.discarding { self.events.append(.requestEnd(header.stream_id)) }
         case NGHTTP2_DATA.rawValue:
-            if endStream, let stream = self.streams[header.stream_id], !stream.discarding {
+            if endStream, let stream = self.stream(header.stream_id), !stream.discarding {
                 self.events.append(.requestEnd(header.stream_id))
             }
         case NGHTTP2_PING.rawValue:
@@ -324,7 +337,7 @@ final class NGHTTP2ServerSession {
 
     private func onData(_ id: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
         nghttp2_session_consume_connection(self.session, data.count)
-        guard let stream = self.streams[id], !stream.discarding else {
+        guard let stream = self.stream(id), !stream.discarding else {
             nghttp2_session_consume_stream(self.session, id, data.count)
             return 0
         }
@@ -362,6 +375,7 @@ final class NGHTTP2ServerSession {
 
     private func onStreamClose(_ id: Int32, _ errorCode: UInt32) -> Int32 {
         self.streams.removeValue(forKey: id)
+        if self.lastStream?.head.streamID == id { self.lastStream = nil }
         self.events.append(.streamClosed(id, errorCode: errorCode))
         return 0
     }
@@ -405,7 +419,7 @@ final class NGHTTP2ServerSession {
         _ length: Int,
         _ flags: UnsafeMutablePointer<UInt32>
     ) -> Int {
-        guard let stream = self.streams[id], var body = stream.responseBody else {
+        guard let stream = self.stream(id), var body = stream.responseBody else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
@@ -419,7 +433,7 @@ final class NGHTTP2ServerSession {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             if let trailers = stream.trailers {
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                _ = Self.withNameValues(trailers) { nva, nvCount in
+                _ = self.withNameValues(trailers) { nva, nvCount in
                     nghttp2_submit_trailer(self.session, id, nva, nvCount)
                 }
             }
@@ -444,37 +458,54 @@ final class NGHTTP2ServerSession {
     }
 
     /// Header fields as nghttp2_nv entries pointing into one byte array
-    /// (nghttp2 copies them during the call).
-    private static func withNameValues<Result, Failure: Error>(
+    /// (nghttp2 copies them during the call). The last lists built are kept:
+    /// most answers are one of a few fixed lists.
+    private func withNameValues<Result, Failure: Error>(
         _ fields: [HTTPHeaderField],
         _ body: (UnsafePointer<nghttp2_nv>, Int) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        var storage: [UInt8] = []
-        var spans: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
-        spans.reserveCapacity(fields.count)
-        for field in fields {
-            let name = storage.count
-            storage.append(contentsOf: field.name.utf8)
-            let value = storage.count
-            storage.append(contentsOf: field.value.utf8)
-            spans.append((name, value - name, value, storage.count - value))
+        if let index = self.nameValueCache.firstIndex(where: { $0.fields == fields }) {
+            return try self.nameValueCache[index].block.withEntries(body)
         }
-        storage.append(0)  // never empty, so the base address exists
-        let outcome: Swift.Result<Result, Failure> = storage.withUnsafeMutableBufferPointer { bytes in
-            let base = bytes.baseAddress!
-            let nva = spans.map { span in
-                nghttp2_nv(
-                    name: base + span.name, value: base + span.value, namelen: span.nameLength,
-                    valuelen: span.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        let block = NameValueBlock(fields)
+        if self.nameValueCache.count >= 4 { self.nameValueCache.removeFirst() }
+        self.nameValueCache.append((fields, block))
+        return try block.withEntries(body)
+    }
+
+    private var nameValueCache: [(fields: [HTTPHeaderField], block: NameValueBlock)] = []
+
+    /// One header list as nghttp2_nv entries over one allocation.
+    private final class NameValueBlock {
+        let storage: UnsafeMutableBufferPointer<UInt8>
+        let entries: UnsafeMutableBufferPointer<nghttp2_nv>
+
+        init(_ fields: [HTTPHeaderField]) {
+            let total = fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+            self.storage = .allocate(capacity: max(total, 1))
+            self.entries = .allocate(capacity: max(fields.count, 1))
+            var offset = 0
+            for (index, field) in fields.enumerated() {
+                let name = offset
+                for byte in field.name.utf8 { self.storage[offset] = byte; offset += 1 }
+                let value = offset
+                for byte in field.value.utf8 { self.storage[offset] = byte; offset += 1 }
+                self.entries[index] = nghttp2_nv(
+                    name: self.storage.baseAddress! + name, value: self.storage.baseAddress! + value, namelen: value - name,
+                    valuelen: offset - value, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
             }
-            return nva.withUnsafeBufferPointer { entries in
-                do throws(Failure) {
-                    return .success(try body(entries.baseAddress!, entries.count))
-                } catch {
-                    return .failure(error)
-                }
-            }
+            self.count = fields.count
         }
-        return try outcome.get()
+
+        let count: Int
+
+        deinit {
+            self.storage.deallocate()
+            self.entries.deallocate()
+        }
+
+        func withEntries<Result, Failure: Error>(_ body: (UnsafePointer<nghttp2_nv>, Int) throws(Failure) -> Result) throws(Failure) -> Result {
+            try body(UnsafePointer(self.entries.baseAddress!), self.count)
+        }
     }
 }

@@ -1,4 +1,4 @@
-internal import CMalloc
+internal import CLinuxShims
 
 /// Process-wide allocator settings.
 public enum HeapTuning {

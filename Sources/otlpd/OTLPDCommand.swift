@@ -70,7 +70,9 @@ struct RunCommand: AsyncParsableCommand {
         logger.info(
             "starting",
             metadata: ["version": "\(OTLPDVersion.number)", "config": "\(self.options.files.isEmpty ? "<embedded default>" : self.options.files.joined(separator: ","))"])
-        let collector = Collector(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        // One event loop per CPU the process may use (with taskset or pinning, fewer than the machine has).
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: UsableCPUs.count)
+        let collector = Collector(configuration: configuration, eventLoopGroup: eventLoops, logger: logger)
         var groupLogger = logger
         groupLogger.logLevel = .warning
         let group = ServiceGroup(
