@@ -58,7 +58,11 @@ public struct ServerRequestHead: Sendable {
 
     /// A gRPC call: HTTP/2 with a gRPC content type.
     public var isGRPC: Bool {
-        self.version == .http2 && (self.header("content-type")?.lowercased().hasPrefix("application/grpc") ?? false)
+        guard self.version == .http2, let contentType = self.header("content-type") else { return false }
+        // Compared as bytes, ignoring ASCII case: asked several times per request, so no allocation.
+        let prefix = "application/grpc".utf8
+        guard contentType.utf8.count >= prefix.count else { return false }
+        return zip(contentType.utf8, prefix).allSatisfy { $0 | 0x20 == $1 | 0x20 }
     }
 }
 

@@ -117,7 +117,7 @@ package final class OTLPRequestHandler: RequestHandler {
     }
 
     private func grpcRefusal(_ head: ServerRequestHead, _ code: GRPCFraming.StatusCode, _ message: String, retryAfter: Duration? = nil) -> ServerResponse {
-        self.refusals.log(self.logger, client: head.client, protocolName: "grpc", path: head.path, status: "\(code)", reason: message)
+        self.refusals.log(self.logger, client: head.client, protocolName: "grpc", path: head.path, status: code.name, reason: message)
         let details = ResponseMessages.status(code: Int32(code.rawValue), message: message, retryDelay: retryAfter)
         return GRPCFraming.errorResponse(code, message: message, details: details)
     }

@@ -55,6 +55,24 @@ public enum GRPCFraming {
         case `internal` = 13
         case unavailable = 14
         case unauthenticated = 16
+
+        /// The name gRPC gives it: `INVALID_ARGUMENT`.
+        public var name: String {
+            switch self {
+            case .ok: "OK"
+            case .cancelled: "CANCELLED"
+            case .unknown: "UNKNOWN"
+            case .invalidArgument: "INVALID_ARGUMENT"
+            case .deadlineExceeded: "DEADLINE_EXCEEDED"
+            case .notFound: "NOT_FOUND"
+            case .resourceExhausted: "RESOURCE_EXHAUSTED"
+            case .failedPrecondition: "FAILED_PRECONDITION"
+            case .unimplemented: "UNIMPLEMENTED"
+            case .internal: "INTERNAL"
+            case .unavailable: "UNAVAILABLE"
+            case .unauthenticated: "UNAUTHENTICATED"
+            }
+        }
     }
 
     /// The successful answer with an empty message (a full success of
