@@ -169,3 +169,29 @@ struct ConfigErrorTests {
         #expect(configuration.pipelines.allSatisfy { $0.exporters.map(\.description) == ["debug", "file"] && $0.processors.map(\.description) == ["batch"] })
     }
 }
+
+/// The configs shipped in config/ load and validate, and config/otlpd.yaml
+/// is exactly the embedded default.
+struct ShippedConfigTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static var files: [String] {
+        let config = Self.repository.appendingPathComponent("config")
+        let examples = config.appendingPathComponent("examples")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: examples.path)) ?? []
+        return [config.appendingPathComponent("otlpd.yaml").path] + names.filter { $0.hasSuffix(".yaml") }.sorted().map { examples.appendingPathComponent($0).path }
+    }
+
+    @Test(arguments: ShippedConfigTests.files)
+    func validates(path: String) throws {
+        let loaded = try ConfigLoader.load(files: [path], sets: [], environment: ["OTLPD_DATA": NSTemporaryDirectory()])
+        _ = try CollectorConfiguration.decode(loaded.root)
+    }
+
+    @Test func shippedDefaultIsTheEmbeddedOne() throws {
+        #expect(Self.files.count >= 3)
+        let shipped = try ConfigLoader.load(files: [Self.files[0]], sets: [], environment: [:]).root
+        let embedded = try ConfigLoader.load(files: [], sets: [], environment: [:]).root
+        #expect(ConfigLoader.printable(shipped) == ConfigLoader.printable(embedded))
+    }
+}
