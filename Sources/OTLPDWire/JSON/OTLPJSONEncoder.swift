@@ -276,20 +276,14 @@ package enum OTLPJSONEncoder {
             comma = true
             switch (number, wireType) {
             case (1, 2):
-                sink.append("\"traceId\":\"")
-                sink.appendHex(try reader.readLengthDelimited().bytes)
-                sink.append(UInt8(ascii: "\""))
+                try Self.writeHexField("\"traceId\":\"", &reader, to: &sink)
             case (2, 2):
-                sink.append("\"spanId\":\"")
-                sink.appendHex(try reader.readLengthDelimited().bytes)
-                sink.append(UInt8(ascii: "\""))
+                try Self.writeHexField("\"spanId\":\"", &reader, to: &sink)
             case (3, 2):
                 sink.append("\"traceState\":")
                 Self.writeString(try reader.readLengthDelimited().bytes, to: &sink)
             case (4, 2):
-                sink.append("\"parentSpanId\":\"")
-                sink.appendHex(try reader.readLengthDelimited().bytes)
-                sink.append(UInt8(ascii: "\""))
+                try Self.writeHexField("\"parentSpanId\":\"", &reader, to: &sink)
             case (5, 2):
                 sink.append("\"name\":")
                 Self.writeString(try reader.readLengthDelimited().bytes, to: &sink)
@@ -297,13 +291,9 @@ package enum OTLPJSONEncoder {
                 sink.append("\"kind\":")
                 sink.appendDecimal(Int64(Int32(truncatingIfNeeded: try reader.readVarint())))
             case (7, 1):
-                sink.append("\"startTimeUnixNano\":\"")
-                sink.appendDecimal(try reader.readFixed64())
-                sink.append(UInt8(ascii: "\""))
+                try Self.writeQuotedFixed64("\"startTimeUnixNano\":\"", &reader, to: &sink)
             case (8, 1):
-                sink.append("\"endTimeUnixNano\":\"")
-                sink.appendDecimal(try reader.readFixed64())
-                sink.append(UInt8(ascii: "\""))
+                try Self.writeQuotedFixed64("\"endTimeUnixNano\":\"", &reader, to: &sink)
             case (10, 0):
                 sink.append("\"droppedAttributesCount\":")
                 sink.appendDecimal(UInt64(UInt32(truncatingIfNeeded: try reader.readVarint())))
@@ -360,6 +350,22 @@ package enum OTLPJSONEncoder {
         }
         sink.append(UInt8(ascii: "}"))
         return true
+    }
+
+    /// `"key":"<hex>"`: the key (with its opening quote) is given.
+    @inline(__always)
+    private static func writeHexField(_ key: StaticString, _ reader: inout WireReader, to sink: inout ByteSink) throws(WireError) {
+        sink.append(key)
+        sink.appendHex(try reader.readLengthDelimited().bytes)
+        sink.append(UInt8(ascii: "\""))
+    }
+
+    /// `"key":"<decimal>"` of a fixed64 (a 64-bit integer as a JSON string).
+    @inline(__always)
+    private static func writeQuotedFixed64(_ key: StaticString, _ reader: inout WireReader, to sink: inout ByteSink) throws(WireError) {
+        sink.append(key)
+        sink.appendDecimal(try reader.readFixed64())
+        sink.append(UInt8(ascii: "\""))
     }
 
     /// The generic walk's output for a scalar KeyValue, written directly.
