@@ -34,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries, from Debian.
@@ -50,7 +52,11 @@ let package = Package(
             cSettings: [.unsafeFlags(["-w"])]
         ),
 
-        .target(name: "OTLPDCore", dependencies: [nioCore, logging], swiftSettings: swiftSettings),
+        .target(
+            name: "OTLPDCore",
+            dependencies: [nioCore, logging, .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "OTLPDWire",
             dependencies: ["OTLPDCore", "COTLPProto", "CProtobufC", nioCore],
@@ -79,14 +85,25 @@ let package = Package(
             dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDTransport", "OTLPDHTTP2", "OTLPDCompression", nioCore, logging],
             swiftSettings: swiftSettings
         ),
+        // Files and debug lines written by a pool thread: shared by exporters and processors.
+        .target(
+            name: "OTLPDOutput",
+            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDSystem", nioCore, nioPosix, logging],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "OTLPDProcessors",
-            dependencies: ["OTLPDCore", "OTLPDWire", nioCore, logging],
+            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDOutput", nioCore, logging],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "OTLPDExporters",
-            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDCompression", "OTLPDSystem", nioCore, nioPosix, logging],
+            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDCompression", "OTLPDSystem", "OTLPDOutput", nioCore, nioPosix, logging],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OTLPDExtensions",
+            dependencies: ["OTLPDCore", "OTLPDTransport", "OTLPDHTTP2", nioCore, logging],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -97,7 +114,7 @@ let package = Package(
         .target(
             name: "OTLPDService",
             dependencies: [
-                "OTLPDCore", "OTLPDConfig", "OTLPDReceivers", "OTLPDProcessors", "OTLPDExporters", "OTLPDTransport",
+                "OTLPDCore", "OTLPDConfig", "OTLPDReceivers", "OTLPDProcessors", "OTLPDExporters", "OTLPDExtensions", "OTLPDTransport",
                 "OTLPDWire", "OTLPDHTTP2", "OTLPDCompression", nioCore, nioPosix,
                 logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "otlpd",
             dependencies: [
-                "OTLPDService", "OTLPDConfig", "OTLPDCore", "OTLPDSystem", nioCore, nioPosix, logging,
+                "OTLPDService", "OTLPDConfig", "OTLPDCore", "OTLPDSystem", "OTLPDTransport", nioCore, nioPosix, logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -138,14 +155,14 @@ let package = Package(
         ),
         .testTarget(
             name: "OTLPDExportersTests",
-            dependencies: ["OTLPDExporters", "OTLPDTestSupport", "OTLPDCompression", "OTLPDWire", "OTLPDCore", nioCore, nioPosix, logging],
+            dependencies: ["OTLPDExporters", "OTLPDOutput", "OTLPDTestSupport", "OTLPDCompression", "OTLPDWire", "OTLPDCore", nioCore, nioPosix, logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OTLPDReceiversTests",
             dependencies: [
                 "OTLPDReceivers", "OTLPDTransport", "OTLPDHTTP2", "OTLPDCompression", "OTLPDWire", "OTLPDTestSupport", "OTLPDCore", nioCore,
-                logging,
+                nioPosix, logging,
             ],
             swiftSettings: swiftSettings
         ),

@@ -18,7 +18,22 @@ public final class Collector: Service {
     }
 
     public func run() async throws {
-        let graph = try await PipelineGraph.start(self.configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger)
+        let telemetry = SelfTelemetry()
+        let services = ServiceRegistry(logger: self.logger)
+        var server: TelemetryServer?
+        if let endpoint = self.configuration.telemetry.metricsEndpoint {
+            let telemetryServer = TelemetryServer(endpoint: endpoint, telemetry: telemetry, services: services, logger: self.logger)
+            try await telemetryServer.start(group: self.eventLoopGroup)
+            server = telemetryServer
+        }
+        let graph: PipelineGraph
+        do {
+            graph = try await PipelineGraph.start(
+                self.configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger, telemetry: telemetry, ingestObserver: services)
+        } catch {
+            await server?.stop()
+            throw error
+        }
         self.logger.info(
             "otlpd is ready",
             metadata: ["pipelines": "\(self.configuration.pipelines.map { $0.id.description }.joined(separator: ","))"])
@@ -34,6 +49,7 @@ public final class Collector: Service {
         try? await gracefulShutdown()
         self.logger.info("shutting down", metadata: ["timeout": "\(ConfigUnits.format(self.configuration.shutdownTimeout))"])
         _ = await graph.shutdown(timeout: self.configuration.shutdownTimeout)
+        await server?.stop()
         self.logger.info("stopped")
     }
 }

@@ -19,6 +19,8 @@ public struct CollectorConfiguration: Sendable {
     public struct Telemetry: Sendable {
         public var logLevel = Logger.Level.info
         public var logEncoding = LogEncoding.console
+        /// Where `/metrics` and `/services` are served; nil when turned off (`level: none`).
+        public var metricsEndpoint: Endpoint? = Endpoint(host: "localhost", port: 8888)
     }
 
     public enum LogEncoding: String, Sendable, CaseIterable {
@@ -29,6 +31,9 @@ public struct CollectorConfiguration: Sendable {
     public var receivers: [ComponentID: Component] = [:]
     public var processors: [ComponentID: Component] = [:]
     public var exporters: [ComponentID: Component] = [:]
+    public var extensions: [ComponentID: Component] = [:]
+    /// `service.extensions`: the extensions that run, in order.
+    public var enabledExtensions: [ComponentID] = []
     public var pipelines: [Pipeline] = []
     public var telemetry = Telemetry()
     public var shutdownTimeout: Duration = .seconds(25)
@@ -41,15 +46,7 @@ public struct CollectorConfiguration: Sendable {
         configuration.receivers = Self.decodeSection(.receiver, top, registry)
         configuration.processors = Self.decodeSection(.processor, top, registry)
         configuration.exporters = Self.decodeSection(.exporter, top, registry)
-        if let extensions = top.raw("extensions"), let entries = extensions.entries, !entries.isEmpty {
-            for entry in entries {
-                let type = ComponentID(parsing: entry.key)?.type ?? entry.key
-                let planned = ComponentRegistry.notYetBuilt[.extension, default: []].contains(type)
-                diagnostics.add(
-                    at: entry.value, "extensions.\(entry.key)",
-                    planned ? "extension '\(type)' is not supported by this build yet" : "unknown extension type '\(type)'")
-            }
-        }
+        configuration.extensions = Self.decodeSection(.extension, top, registry)
         top.refuse("connectors", because: "connectors are not supported by this build")
         if let service = top.child("service") {
             Self.decodeService(service, &configuration)
@@ -94,8 +91,13 @@ public struct CollectorConfiguration: Sendable {
 
     private static func decodeService(_ service: ConfigReader, _ configuration: inout CollectorConfiguration) {
         configuration.shutdownTimeout = service.duration("shutdown_timeout", default: .seconds(25), allowZero: false)
-        if let extensions = service.stringList("extensions"), !extensions.isEmpty {
-            service.error("extensions", "extensions (\(extensions.joined(separator: ", "))) are not supported by this build yet")
+        for (index, name) in (service.stringList("extensions") ?? []).enumerated() {
+            let path = "service.extensions[\(index)]"
+            guard let id = ComponentID(parsing: name), configuration.extensions[id] != nil else {
+                service.diagnostics.add(at: service.node["extensions"], path, "extension '\(name)' is not defined under 'extensions'")
+                continue
+            }
+            if !configuration.enabledExtensions.contains(id) { configuration.enabledExtensions.append(id) }
         }
         if let telemetry = service.child("telemetry") {
             if let logs = telemetry.child("logs") {
@@ -103,7 +105,10 @@ public struct CollectorConfiguration: Sendable {
                 configuration.telemetry.logEncoding = logs.choice("encoding", default: .console)
                 logs.finish()
             }
-            telemetry.refuse("metrics", because: "self-telemetry metrics (/metrics) are not supported by this build yet")
+            if let metrics = telemetry.child("metrics") {
+                configuration.telemetry.metricsEndpoint = Self.metricsEndpoint(metrics)
+                metrics.finish()
+            }
             telemetry.finish()
         }
         guard let pipelines = service.child("pipelines"), let entries = pipelines.node.entries, !entries.isEmpty else {
@@ -162,6 +167,41 @@ public struct CollectorConfiguration: Sendable {
             ids.append(id)
         }
         return ids
+    }
+
+    /// `address: host:port`, or the Collector's `readers: [{pull: {exporter: {prometheus: {host, port}}}}]`;
+    /// `level: none` turns them off.
+    private static func metricsEndpoint(_ metrics: ConfigReader) -> Endpoint? {
+        var endpoint: Endpoint? = Endpoint(host: "localhost", port: 8888)
+        if let level = metrics.string("level") {
+            switch level.lowercased() {
+            case "none": endpoint = nil
+            case "basic", "normal", "detailed": break
+            default: metrics.error("level", "'\(level)' is not one of: none, basic, normal, detailed")
+            }
+        }
+        if metrics.contains("address") {
+            endpoint = metrics.endpoint("address", default: Endpoint(host: "localhost", port: 8888))
+        }
+        if let readers = metrics.raw("readers") {
+            for (index, reader) in (readers.items ?? []).enumerated() {
+                let path = "\(metrics.keyPath("readers"))[\(index)]"
+                let prometheus = ConfigReader(reader, path: path, diagnostics: metrics.diagnostics)
+                guard let pull = prometheus.child("pull"), let exporter = pull.child("exporter"), let settings = exporter.child("prometheus") else {
+                    metrics.diagnostics.add(at: reader, path, "only a pull reader with a prometheus exporter is supported")
+                    continue
+                }
+                let host = settings.string("host", default: "localhost")
+                let port = settings.int("port", default: 8888, in: 0...65535)
+                settings.accept("without_units", "without_type_suffix", "without_scope_info")
+                settings.finish()
+                exporter.finish()
+                pull.finish()
+                prometheus.finish()
+                endpoint = Endpoint(host: host, port: port)
+            }
+        }
+        return endpoint
     }
 
     private static func logLevel(_ logs: ConfigReader) -> Logger.Level {

@@ -1,5 +1,6 @@
 import OTLPDCore
 import OTLPDExporters
+import OTLPDExtensions
 import OTLPDProcessors
 import OTLPDReceivers
 
@@ -8,24 +9,32 @@ public struct ComponentRegistry: Sendable {
     public var receivers: [String: any ReceiverFactory]
     public var processors: [String: any ProcessorFactory]
     public var exporters: [String: any ExporterFactory]
+    public var extensions: [String: any ExtensionFactory]
 
-    public init(receivers: [any ReceiverFactory], processors: [any ProcessorFactory], exporters: [any ExporterFactory]) {
+    public init(
+        receivers: [any ReceiverFactory],
+        processors: [any ProcessorFactory],
+        exporters: [any ExporterFactory],
+        extensions: [any ExtensionFactory] = []
+    ) {
         self.receivers = Dictionary(uniqueKeysWithValues: receivers.map { ($0.type, $0) })
         self.processors = Dictionary(uniqueKeysWithValues: processors.map { ($0.type, $0) })
         self.exporters = Dictionary(uniqueKeysWithValues: exporters.map { ($0.type, $0) })
+        self.extensions = Dictionary(uniqueKeysWithValues: extensions.map { ($0.type, $0) })
     }
 
     public static let builtIn = ComponentRegistry(
         receivers: [OTLPReceiverFactory()],
-        processors: [BatchProcessorFactory()],
-        exporters: [FileExporterFactory(), DebugExporterFactory(), NopExporterFactory()])
+        processors: [BatchProcessorFactory(), DebugLogProcessorFactory()],
+        exporters: [FileExporterFactory(), DebugExporterFactory(), NopExporterFactory()],
+        extensions: [HealthCheckExtensionFactory()])
 
     /// Types the config format has that this build does not provide yet: a
     /// config naming one is refused with that said plainly.
     public static let notYetBuilt: [ComponentKind: [String]] = [
-        .processor: ["attributes", "resource", "debuglog", "memory_limiter"],
+        .processor: ["attributes", "resource", "memory_limiter"],
         .exporter: ["otlp", "otlp_grpc", "otlp_http", "otlphttp"],
-        .extension: ["health_check", "file_storage", "bearertokenauth"],
+        .extension: ["file_storage", "bearertokenauth"],
     ]
 
     public func factory(kind: ComponentKind, type: String) -> (any ComponentFactory)? {
@@ -33,7 +42,7 @@ public struct ComponentRegistry: Sendable {
         case .receiver: self.receivers[type]
         case .processor: self.processors[type]
         case .exporter: self.exporters[type]
-        case .extension: nil
+        case .extension: self.extensions[type]
         }
     }
 
@@ -42,7 +51,7 @@ public struct ComponentRegistry: Sendable {
         case .receiver: self.receivers.keys.sorted()
         case .processor: self.processors.keys.sorted()
         case .exporter: self.exporters.keys.sorted()
-        case .extension: []
+        case .extension: self.extensions.keys.sorted()
         }
     }
 }

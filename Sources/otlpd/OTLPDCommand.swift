@@ -6,6 +6,7 @@ import OTLPDConfig
 import OTLPDCore
 import OTLPDService
 import OTLPDSystem
+import OTLPDTransport
 import ServiceLifecycle
 import UnixSignals
 
@@ -19,7 +20,9 @@ struct OTLPDCommand: AsyncParsableCommand {
         commandName: "otlpd",
         abstract: "An OTLP collector daemon: receives traces, metrics and logs over OTLP/gRPC and OTLP/HTTP and writes them out.",
         version: OTLPDVersion.number,
-        subcommands: [RunCommand.self, ValidateCommand.self, PrintConfigCommand.self, ComponentsCommand.self, VersionCommand.self],
+        subcommands: [
+            RunCommand.self, ValidateCommand.self, PrintConfigCommand.self, ComponentsCommand.self, StatusCommand.self, VersionCommand.self,
+        ],
         defaultSubcommand: RunCommand.self)
 }
 
@@ -130,6 +133,38 @@ struct ComponentsCommand: AsyncParsableCommand {
         for kind in [ComponentKind.receiver, .processor, .exporter, .extension] {
             let types = registry.types(of: kind)
             print("\(kind.section):".padding(12) + (types.isEmpty ? "(none)" : types.joined(separator: ", ")))
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Print what the running daemon has received, per service (one service per line).")
+
+    @Option(help: "Where the daemon serves its self-telemetry (service.telemetry.metrics).")
+    var endpoint = "localhost:8888"
+
+    @Flag(help: "Print the JSON of /services instead of the table.")
+    var json = false
+
+    func run() async throws {
+        guard let endpoint = Endpoint(parsing: self.endpoint) else {
+            FileHandleOutput.standardError("otlpd status: '\(self.endpoint)' is not host:port\n")
+            throw ExitCode(2)
+        }
+        do {
+            let response = try await HTTPGet.fetch(host: endpoint.host, port: endpoint.port, path: self.json ? "/services" : "/services?format=text")
+            guard response.status == 200 else {
+                FileHandleOutput.standardError("otlpd status: \(endpoint) answered \(response.status): \(response.body)\n")
+                throw ExitCode(1)
+            }
+            print(response.body, terminator: self.json ? "\n" : "")
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            FileHandleOutput.standardError("otlpd status: cannot reach otlpd at \(endpoint) (service.telemetry.metrics): \(error)\n")
+            throw ExitCode(1)
         }
     }
 }

@@ -130,7 +130,9 @@ def base_config(workdir: Path, *, exporters: dict | None = None, processors: dic
     if processors:
         config["processors"] = processors
     config["exporters"] = exporters
-    service: dict = {"pipelines": {s: dict(pipeline) for s in signals}}
+    # The telemetry server on an OS-chosen port too, so tests never clash on 8888.
+    service: dict = {"pipelines": {s: dict(pipeline) for s in signals},
+                     "telemetry": {"metrics": {"address": "127.0.0.1:0"}}}
     if shutdown_timeout:
         service["shutdown_timeout"] = shutdown_timeout
     config["service"] = service
@@ -183,6 +185,7 @@ class Otlpd:
         self.proc: subprocess.Popen | None = None
         self.grpc_port: int | None = None
         self.http_port: int | None = None
+        self.telemetry_port: int | None = None
         self.returncode: int | None = None
 
     # -- lifecycle
@@ -220,6 +223,8 @@ class Otlpd:
                     self.grpc_port = port
                 elif line.fields.get("protocol") == "OTLP/HTTP":
                     self.http_port = port
+            elif line.message == "serving self-telemetry":
+                self.telemetry_port = int(line.fields["endpoint"].rsplit(":", 1)[1])
 
     def send_signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
@@ -293,6 +298,10 @@ class Otlpd:
 
     def http_url(self, path: str = "/v1/traces", port: int | None = None, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{port or self.http_port}{path}"
+
+    def telemetry_url(self, path: str = "/metrics") -> str:
+        assert self.telemetry_port, "this otlpd serves no self-telemetry"
+        return f"http://127.0.0.1:{self.telemetry_port}{path}"
 
 
 class OtlpdFactory:

@@ -5,6 +5,7 @@ import NIOPosix
 import OTLPDCompression
 import OTLPDCore
 import OTLPDExporters
+import OTLPDOutput
 import OTLPDTestSupport
 import OTLPDWire
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import OTLPDCompression
 import OTLPDCore
 import OTLPDHTTP2
@@ -21,8 +22,12 @@ struct OTLPRequestHandlerTests {
         var configuration = OTLPReceiverConfiguration()
         configuration.http?.maxRequestBodyBytes = 64 * 1024
         configuration.grpc?.maxReceiveMessageBytes = 64 * 1024
-        self.handler = OTLPRequestHandler(configuration: configuration, consumers: [.traces: self.consumer, .logs: self.consumer], logger: self.logs.logger())
+        self.handler = OTLPRequestHandler(configuration: configuration, consumers: [.traces: self.consumer, .logs: self.consumer], settings: Self.settings(self.logs))
         self.handler.ports.withLockedValue { $0 = (4317, 4318) }
+    }
+
+    static func settings(_ logs: LogRecorder) -> ComponentSettings {
+        ComponentSettings(id: ComponentID(type: "otlp"), logger: logs.logger(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
     }
 
     func head(_ method: String = "POST", _ path: String = "/v1/traces", _ headers: [(String, String)] = [], version: WireProtocol = .http1, role: ListenerRole = .http, client: String = "10.0.0.7") -> ServerRequestHead {
@@ -163,7 +168,7 @@ struct OTLPRequestHandlerTests {
     @Test func corsPreflight() async throws {
         var configuration = OTLPReceiverConfiguration()
         configuration.http?.cors = CORSConfiguration(allowedOrigins: ["http://localhost:*"], allowedHeaders: ["x-custom"], maxAge: 600)
-        let handler = OTLPRequestHandler(configuration: configuration, consumers: [.traces: self.consumer], logger: self.logs.logger())
+        let handler = OTLPRequestHandler(configuration: configuration, consumers: [.traces: self.consumer], settings: Self.settings(self.logs))
         let allowed = await handler.handle(
             ServerRequest(
                 head: self.head("OPTIONS", "/v1/traces", [("origin", "http://localhost:5173"), ("access-control-request-method", "POST"), ("access-control-request-headers", "content-type, x-custom")]),

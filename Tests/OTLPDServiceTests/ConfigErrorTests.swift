@@ -142,9 +142,26 @@ struct ConfigErrorTests {
         try self.expectError(yaml, at: "service.pipelines.traces.exporters", containing: "at least one exporter")
     }
 
-    @Test func extensionsAndTelemetryMetricsAreRefusedPlainly() throws {
-        try self.expectError(Self.valid + "\nextensions:\n  health_check: {}\n", at: "extensions.health_check", containing: "not supported by this build yet")
-        try self.expectError(Self.valid, at: "service.telemetry.metrics", containing: "not supported by this build yet", sets: ["service.telemetry.metrics.address=localhost:8888"])
+    @Test func extensionsMustBeKnownAndDefined() throws {
+        try self.expectError(Self.valid + "\nextensions:\n  file_storage: {}\n", at: "extensions.file_storage", containing: "not supported by this build yet")
+        try self.expectError(Self.valid + "\nextensions:\n  zpages: {}\n", at: "extensions.zpages", containing: "unknown extension type")
+        try self.expectError(Self.valid, at: "service.extensions[0]", containing: "not defined under 'extensions'", sets: ["service.extensions=[health_check]"])
+    }
+
+    func decoded(_ yaml: String, sets: [String] = []) throws -> CollectorConfiguration {
+        let path = NSTemporaryDirectory() + "otlpd-\(UUID().uuidString).yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let loaded = try ConfigLoader.load(files: [path], sets: sets, environment: [:])
+        return try CollectorConfiguration.decode(loaded.root)
+    }
+
+    @Test func telemetryMetricsEndpoint() throws {
+        #expect(try self.decoded(Self.valid).telemetry.metricsEndpoint == Endpoint(host: "localhost", port: 8888))
+        #expect(try self.decoded(Self.valid, sets: ["service.telemetry.metrics.level=none"]).telemetry.metricsEndpoint == nil)
+        #expect(try self.decoded(Self.valid, sets: ["service.telemetry.metrics.address=0.0.0.0:9999"]).telemetry.metricsEndpoint == Endpoint(host: "0.0.0.0", port: 9999))
+        #expect(try self.decoded(Self.valid, sets: ["service.telemetry.metrics.readers=[{pull: {exporter: {prometheus: {host: 127.0.0.1, port: 9464}}}}]"]).telemetry.metricsEndpoint == Endpoint(host: "127.0.0.1", port: 9464))
+        try self.expectError(Self.valid, at: "service.telemetry.metrics.readers[0]", containing: "only a pull reader", sets: ["service.telemetry.metrics.readers=[{periodic: {}}]"])
+        try self.expectError(Self.valid, at: "service.telemetry.metrics.level", containing: "not one of", sets: ["service.telemetry.metrics.level=loud"])
     }
 
     @Test func logLevelAndEncoding() throws {

@@ -21,6 +21,20 @@ public protocol Receiver: Component {
 
 public protocol Exporter: Component, Consumer {}
 
+/// Something beside the pipelines (health checks, storage). Extensions
+/// start before every pipeline component and stop after them.
+public protocol Extension: Component {
+    /// Every pipeline is running (a health check turns ready).
+    func pipelinesReady() async
+    /// Shutdown has begun (a health check turns unavailable).
+    func pipelinesStopping() async
+}
+
+extension Extension {
+    public func pipelinesReady() async {}
+    public func pipelinesStopping() async {}
+}
+
 public protocol Processor: Component, Consumer {
     /// Shutdown has begun: stop holding data. Send what is held now and pass
     /// later data straight on, so requests still in flight are answered
@@ -38,11 +52,23 @@ public struct ComponentSettings: Sendable {
     public var logger: Logger
     /// The process's event loops, for components with sockets or timers.
     public var eventLoopGroup: any EventLoopGroup
+    /// otlpd's own metrics.
+    public var telemetry: SelfTelemetry
+    /// The per-service view, which receivers report each request to.
+    public var ingestObserver: (any IngestObserver)?
 
-    public init(id: ComponentID, logger: Logger, eventLoopGroup: any EventLoopGroup) {
+    public init(
+        id: ComponentID,
+        logger: Logger,
+        eventLoopGroup: any EventLoopGroup,
+        telemetry: SelfTelemetry = SelfTelemetry(),
+        ingestObserver: (any IngestObserver)? = nil
+    ) {
         self.id = id
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
+        self.telemetry = telemetry
+        self.ingestObserver = ingestObserver
     }
 }
 
@@ -81,6 +107,10 @@ public protocol ExporterFactory: ComponentFactory {
         signals: Set<Signal>,
         settings: ComponentSettings
     ) throws -> any Exporter
+}
+
+public protocol ExtensionFactory: ComponentFactory {
+    func makeExtension(_ configuration: ComponentConfiguration, settings: ComponentSettings) throws -> any Extension
 }
 
 public protocol ProcessorFactory: ComponentFactory {

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import OTLPDCompression
 import OTLPDCore
+import OTLPDOutput
 import OTLPDSystem
 import OTLPDWire
 

@@ -1,5 +1,6 @@
 import OTLPDCompression
 import OTLPDCore
+import OTLPDOutput
 import OTLPDSystem
 
 /// `exporters.file`.

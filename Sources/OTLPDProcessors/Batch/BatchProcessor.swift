@@ -15,6 +15,7 @@ public final class BatchProcessor: Processor {
     let signal: Signal
     let next: any Consumer
     let eventLoop: any EventLoop
+    let metrics: BatchMetrics?
     private let state = NIOLockedValueBox(State())
 
     typealias Waiter = CheckedContinuation<Result<Void, ConsumeError>, Never>
@@ -31,11 +32,12 @@ public final class BatchProcessor: Processor {
         var passThrough = false
     }
 
-    public init(configuration: BatchProcessorConfiguration, signal: Signal, next: any Consumer, eventLoop: any EventLoop) {
+    public init(configuration: BatchProcessorConfiguration, signal: Signal, next: any Consumer, eventLoop: any EventLoop, metrics: BatchMetrics? = nil) {
         self.configuration = configuration
         self.signal = signal
         self.next = next
         self.eventLoop = eventLoop
+        self.metrics = metrics
     }
 
     public func start() async throws {}
@@ -52,6 +54,7 @@ public final class BatchProcessor: Processor {
                 state.items += batch.itemCount
                 state.waiters.append(waiter)
                 if state.items >= self.configuration.sendBatchSize || self.configuration.timeout == .zero || state.passThrough {
+                    self.metrics?.sizeTriggered.add()
                     return Self.takeAll(&state)
                 }
                 if state.timer == nil {
@@ -84,6 +87,7 @@ public final class BatchProcessor: Processor {
     private func timerFired(_ generation: Int) {
         let due = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
             guard state.generation == generation, !state.batches.isEmpty else { return nil }
+            self.metrics?.timeoutTriggered.add()
             return Self.takeAll(&state)
         }
         if let (batches, waiters) = due { self.send(batches, waiters) }
@@ -94,6 +98,7 @@ public final class BatchProcessor: Processor {
     private func send(_ batches: [TelemetryBatch], _ waiters: [Waiter]) {
         let next = self.next
         let parts = Self.merge(batches, signal: self.signal, maxItems: self.configuration.sendBatchMaxSize)
+        for part in parts { self.metrics?.sendSize.record(part.itemCount) }
         Task {
             var outcome: Result<Void, ConsumeError> = .success(())
             for part in parts {
@@ -142,6 +147,23 @@ public final class BatchProcessor: Processor {
     }
 }
 
+/// otelcol's batch metrics: the size of each batch sent, and what made it go.
+public struct BatchMetrics: Sendable {
+    let sendSize: TelemetryHistogram
+    let sizeTriggered: TelemetryCounter
+    let timeoutTriggered: TelemetryCounter
+
+    /// otelcol's buckets for batch sizes.
+    static let buckets: [Double] = [10, 25, 50, 75, 100, 250, 500, 750, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 20000, 30000, 50000, 100000]
+
+    public init(telemetry: SelfTelemetry, id: ComponentID) {
+        let labels = [("processor", id.description)]
+        self.sendSize = telemetry.histogram("otelcol_processor_batch_batch_send_size", labels: labels, buckets: Self.buckets)
+        self.sizeTriggered = telemetry.counter("otelcol_processor_batch_batch_size_trigger_send_total", labels: labels)
+        self.timeoutTriggered = telemetry.counter("otelcol_processor_batch_timeout_trigger_send_total", labels: labels)
+    }
+}
+
 /// Builds `batch` processors.
 public struct BatchProcessorFactory: ProcessorFactory {
     public let type = "batch"
@@ -161,6 +183,6 @@ public struct BatchProcessorFactory: ProcessorFactory {
     ) throws -> any Processor {
         BatchProcessor(
             configuration: configuration as! BatchProcessorConfiguration, signal: signal, next: next,
-            eventLoop: settings.eventLoopGroup.next())
+            eventLoop: settings.eventLoopGroup.next(), metrics: BatchMetrics(telemetry: settings.telemetry, id: settings.id))
     }
 }

@@ -16,7 +16,7 @@ public final class OTLPReceiver: Receiver {
     public init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings) {
         self.configuration = configuration
         self.settings = settings
-        self.handler = OTLPRequestHandler(configuration: configuration, consumers: consumers, logger: settings.logger)
+        self.handler = OTLPRequestHandler(configuration: configuration, consumers: consumers, settings: settings)
     }
 
     /// The addresses actually bound, once started: (role, address).

@@ -22,11 +22,17 @@ package final class OTLPRequestHandler: RequestHandler {
     package let ports = NIOLockedValueBox<(grpc: Int?, http: Int?)>((nil, nil))
     private let mixUpsWarned = NIOLockedValueBox(Set<String>())
     private let refusals = RefusalLog()
+    private let grpcCounters: ReceiverCounters
+    private let httpCounters: ReceiverCounters
+    private let observer: (any IngestObserver)?
 
-    package init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], logger: Logger) {
+    package init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings) {
         self.configuration = configuration
         self.consumers = consumers
-        self.logger = logger
+        self.logger = settings.logger
+        self.grpcCounters = settings.telemetry.receiver(settings.id, transport: "grpc")
+        self.httpCounters = settings.telemetry.receiver(settings.id, transport: "http")
+        self.observer = settings.ingestObserver
         // Either protocol is served on either port: without its own section, a protocol borrows the other's limit.
         self.grpcLimit = configuration.grpc?.maxReceiveMessageBytes ?? configuration.http?.maxRequestBodyBytes ?? (64 << 20)
         self.httpLimit = configuration.http?.maxRequestBodyBytes ?? configuration.grpc?.maxReceiveMessageBytes ?? (64 << 20)
@@ -98,8 +104,8 @@ package final class OTLPRequestHandler: RequestHandler {
         } catch {
             return self.grpcRefusal(head, .invalidArgument, "message is not a valid \(Self.requestName(signal)): \(error)")
         }
-        do {
-            try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: summary.itemCount))
+        do throws(ConsumeError) {
+            try await self.deliver(payload, signal: signal, items: summary.itemCount, to: consumer, via: .grpc, head: head)
         } catch {
             return self.grpcRefusal(head, error)
         }
@@ -186,8 +192,9 @@ package final class OTLPRequestHandler: RequestHandler {
             return self.httpRefusal(
                 head, status: 400, encoding: encoding, "body is not a valid \(Self.requestName(signal)): \(error)", extraHeaders: corsHeaders)
         }
-        do {
-            try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: summary.itemCount))
+        do throws(ConsumeError) {
+            try await self.deliver(
+                payload, signal: signal, items: summary.itemCount, to: consumer, via: encoding == .json ? .httpJSON : .httpProtobuf, head: head)
         } catch {
             switch error.kind {
             case .permanent:
@@ -250,6 +257,50 @@ package final class OTLPRequestHandler: RequestHandler {
         case .traces: "ExportTraceServiceRequest"
         case .metrics: "ExportMetricsServiceRequest"
         case .logs: "ExportLogsServiceRequest"
+        }
+    }
+
+    // MARK: Delivery
+
+    /// Hands a decoded request to its pipeline, and tells the counters and
+    /// the per-service view what became of it.
+    private func deliver(
+        _ payload: ByteBuffer,
+        signal: Signal,
+        items: Int,
+        to consumer: any Consumer,
+        via ingest: IngestProtocol,
+        head: ServerRequestHead
+    ) async throws(ConsumeError) {
+        let counters = ingest == .grpc ? self.grpcCounters : self.httpCounters
+        let wrongPort = (ingest == .grpc) != (head.client.role == .grpc)
+        var resources: [ResourceObservation] = []
+        if let observer = self.observer {
+            resources = Self.observe(payload, signal: signal, observer: observer)
+        }
+        do throws(ConsumeError) {
+            try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: items))
+        } catch {
+            (error.isRetryable ? counters.refused : counters.failed).add(items, for: signal)
+            self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: resources)
+            throw error
+        }
+        counters.accepted.add(items, for: signal)
+        self.observer?.accepted(signal: signal, via: ingest, wrongPort: wrongPort, resources: resources)
+    }
+
+    /// Who sent the request, and (for spans) how many of its spans were seen before.
+    static func observe(_ payload: ByteBuffer, signal: Signal, observer: any IngestObserver) -> [ResourceObservation] {
+        guard signal == .traces else { return RequestSummaries.summarize(payload, signal: signal) }
+        return observer.withDuplicateCheck { seenBefore in
+            var duplicates: [Int] = []
+            var resources = RequestSummaries.summarize(payload, signal: signal) { index, fingerprint in
+                guard fingerprint != 0, seenBefore(fingerprint) else { return }
+                while duplicates.count <= index { duplicates.append(0) }
+                duplicates[index] += 1
+            }
+            for (index, count) in duplicates.enumerated() where index < resources.count { resources[index].duplicateSpans = count }
+            return resources
         }
     }
 

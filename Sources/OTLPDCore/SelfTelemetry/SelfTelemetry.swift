@@ -1,0 +1,121 @@
+import Prometheus
+
+/// otlpd's own metrics, served as Prometheus text at
+/// `service.telemetry.metrics`: named and labelled as the OpenTelemetry
+/// Collector names them (counters with the `_total` suffix its Prometheus
+/// endpoint adds), so dashboards built for the Collector work.
+public final class SelfTelemetry: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+
+    public init() {}
+
+    /// The counters of one receiver and transport (`grpc` or `http`).
+    public func receiver(_ id: ComponentID, transport: String) -> ReceiverCounters {
+        ReceiverCounters(registry: self.registry, labels: [("receiver", id.description), ("transport", transport)])
+    }
+
+    /// The counters of one exporter.
+    public func exporter(_ id: ComponentID) -> ExporterCounters {
+        ExporterCounters(registry: self.registry, labels: [("exporter", id.description)])
+    }
+
+    /// Items in and out of one processor, per signal (`otel_signal`).
+    public func processor(_ id: ComponentID, signal: Signal) -> ProcessorCounters {
+        let labels = [("processor", id.description), ("otel_signal", signal.rawValue)]
+        return ProcessorCounters(
+            incoming: TelemetryCounter(counter: self.registry.makeCounter(name: "otelcol_processor_incoming_items_total", labels: labels)),
+            outgoing: TelemetryCounter(counter: self.registry.makeCounter(name: "otelcol_processor_outgoing_items_total", labels: labels)))
+    }
+
+    /// A counter of its own (`name` ends in `_total`).
+    public func counter(_ name: String, labels: [(String, String)]) -> TelemetryCounter {
+        TelemetryCounter(counter: self.registry.makeCounter(name: name, labels: labels))
+    }
+
+    /// A histogram of values.
+    public func histogram(_ name: String, labels: [(String, String)], buckets: [Double]) -> TelemetryHistogram {
+        TelemetryHistogram(histogram: self.registry.makeValueHistogram(name: name, labels: labels, buckets: buckets))
+    }
+
+    /// The Prometheus text of every metric.
+    public func prometheusText() -> String {
+        var bytes: [UInt8] = []
+        self.registry.emit(into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The item noun of each signal in otelcol's metric names.
+    static func itemWord(_ signal: Signal) -> String {
+        switch signal {
+        case .traces: "spans"
+        case .metrics: "metric_points"
+        case .logs: "log_records"
+        }
+    }
+
+    /// One counter per signal: `{prefix}_{items}_total`.
+    static func perSignal(_ registry: PrometheusCollectorRegistry, _ prefix: String, _ labels: [(String, String)]) -> SignalCounter {
+        SignalCounter(
+            counters: Signal.allCases.map { signal in
+                registry.makeCounter(name: "\(prefix)_\(Self.itemWord(signal))_total", labels: labels)
+            })
+    }
+}
+
+/// A counter of one metric, per signal.
+public struct SignalCounter: Sendable {
+    let counters: [Counter]
+
+    public func add(_ count: Int, for signal: Signal) {
+        guard count > 0 else { return }
+        let index = signal == .traces ? 0 : signal == .metrics ? 1 : 2
+        self.counters[index].increment(by: Int64(count))
+    }
+}
+
+/// One counter.
+public struct TelemetryCounter: Sendable {
+    let counter: Counter
+
+    public func add(_ count: Int = 1) {
+        if count > 0 { self.counter.increment(by: Int64(count)) }
+    }
+}
+
+/// One histogram.
+public struct TelemetryHistogram: Sendable {
+    let histogram: ValueHistogram
+
+    public func record(_ value: Int) {
+        self.histogram.record(Double(value))
+    }
+}
+
+public struct ReceiverCounters: Sendable {
+    public let accepted: SignalCounter
+    /// Refused by the pipeline: it could not take the data now (retryable).
+    public let refused: SignalCounter
+    /// Failed in the pipeline for good (a permanent error).
+    public let failed: SignalCounter
+
+    init(registry: PrometheusCollectorRegistry, labels: [(String, String)]) {
+        self.accepted = SelfTelemetry.perSignal(registry, "otelcol_receiver_accepted", labels)
+        self.refused = SelfTelemetry.perSignal(registry, "otelcol_receiver_refused", labels)
+        self.failed = SelfTelemetry.perSignal(registry, "otelcol_receiver_failed", labels)
+    }
+}
+
+public struct ExporterCounters: Sendable {
+    public let sent: SignalCounter
+    public let sendFailed: SignalCounter
+
+    init(registry: PrometheusCollectorRegistry, labels: [(String, String)]) {
+        self.sent = SelfTelemetry.perSignal(registry, "otelcol_exporter_sent", labels)
+        self.sendFailed = SelfTelemetry.perSignal(registry, "otelcol_exporter_send_failed", labels)
+    }
+}
+
+public struct ProcessorCounters: Sendable {
+    public let incoming: TelemetryCounter
+    public let outgoing: TelemetryCounter
+}

@@ -1,0 +1,86 @@
+import Logging
+import NIOCore
+import OTLPDCore
+import OTLPDHTTP2
+import OTLPDTransport
+import Synchronization
+
+/// Serves otlpd's own view of itself at `service.telemetry.metrics`:
+/// `/metrics` (Prometheus text, otelcol names) and `/services` (the
+/// per-service view as JSON; `?format=text` is what `otlpd status` prints).
+public final class TelemetryServer: Sendable {
+    let endpoint: Endpoint
+    let handler: TelemetryRequestHandler
+    let logger: Logger
+    private let listener = Mutex<Listener?>(nil)
+
+    public init(endpoint: Endpoint, telemetry: SelfTelemetry, services: ServiceRegistry, logger: Logger) {
+        self.endpoint = endpoint
+        self.handler = TelemetryRequestHandler(telemetry: telemetry, services: services, logger: logger)
+        self.logger = logger
+    }
+
+    public func start(group: any EventLoopGroup) async throws {
+        let listener = try await Listener.start(
+            ListenerConfiguration(host: self.endpoint.host, port: self.endpoint.port, role: .http), handler: self.handler, group: group)
+        self.listener.withLock { $0 = listener }
+        self.logger.info("serving self-telemetry", metadata: ["endpoint": "\(Endpoint(host: self.endpoint.host, port: listener.localAddress.port ?? 0))", "paths": "/metrics,/services"])
+    }
+
+    public func stop() async {
+        guard let listener = self.listener.withLock({ $0 }) else { return }
+        await listener.quiesce()
+        _ = await listener.waitForConnections(timeout: .seconds(1))
+        listener.closeAll()
+    }
+}
+
+final class TelemetryRequestHandler: RequestHandler {
+    let telemetry: SelfTelemetry
+    let services: ServiceRegistry
+    let logger: Logger
+
+    init(telemetry: SelfTelemetry, services: ServiceRegistry, logger: Logger) {
+        self.telemetry = telemetry
+        self.services = services
+        self.logger = logger
+    }
+
+    func bodyLimit(for head: ServerRequestHead) -> Int { 4096 }
+
+    func bodyTooLarge(_ head: ServerRequestHead, limit: Int) -> ServerResponse {
+        Self.text(413, "request body too large\n")
+    }
+
+    func connectionFailed(client: ClientInfo, reason: String) {
+        self.logger.debug("self-telemetry connection failed", metadata: ["client": "\(client.endpoint)", "reason": "\(reason)"])
+    }
+
+    func handle(_ request: ServerRequest) async -> ServerResponse {
+        let parts = request.head.path.split(separator: "?", maxSplits: 1)
+        let path = parts.first.map(String.init) ?? "/"
+        let query = parts.count > 1 ? String(parts[1]) : ""
+        guard request.head.method == "GET" || request.head.method == "HEAD" else {
+            var response = Self.text(405, "use GET\n")
+            response.headers.append(HTTPHeaderField("allow", "GET"))
+            return response
+        }
+        switch path {
+        case "/metrics":
+            return ServerResponse(
+                status: 200, headers: [HTTPHeaderField("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                body: ByteBuffer(string: self.telemetry.prometheusText()))
+        case "/services":
+            if query.split(separator: "&").contains("format=text") {
+                return Self.text(200, self.services.table())
+            }
+            return ServerResponse(status: 200, headers: [HTTPHeaderField("content-type", "application/json")], body: ByteBuffer(string: self.services.json()))
+        default:
+            return Self.text(404, "unknown path \(path); paths here: /metrics, /services\n")
+        }
+    }
+
+    static func text(_ status: Int, _ body: String) -> ServerResponse {
+        ServerResponse(status: status, headers: [HTTPHeaderField("content-type", "text/plain; charset=utf-8")], body: ByteBuffer(string: body))
+    }
+}
