@@ -159,6 +159,10 @@ public struct CollectorConfiguration: Sendable {
             }
             if !component.factory.signals.contains(signal) {
                 reader.diagnostics.add(at: reader.node[kind.section], path, "\(kind.rawValue) '\(name)' does not support \(signal)")
+            } else {
+                for problem in component.factory.validate(component.settings, signal: signal) {
+                    reader.diagnostics.add(at: reader.node[kind.section], path, "\(kind.rawValue) '\(name)': \(problem)")
+                }
             }
             if ids.contains(id) {
                 reader.diagnostics.add(at: reader.node[kind.section], path, "\(kind.rawValue) '\(name)' is listed twice")

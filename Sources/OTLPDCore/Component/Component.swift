@@ -85,10 +85,14 @@ public protocol ComponentFactory: Sendable {
     func decode(_ reader: ConfigReader) -> ComponentConfiguration
     /// Checks that need the whole config (files that must exist, ports); nil when fine.
     func validate(_ configuration: ComponentConfiguration) -> [String]
+    /// Settings that cannot serve a pipeline of `signal` (include rules
+    /// that name span fields, in a logs pipeline).
+    func validate(_ configuration: ComponentConfiguration, signal: Signal) -> [String]
 }
 
 extension ComponentFactory {
     public func validate(_ configuration: ComponentConfiguration) -> [String] { [] }
+    public func validate(_ configuration: ComponentConfiguration, signal: Signal) -> [String] { [] }
 }
 
 public protocol ReceiverFactory: ComponentFactory {

@@ -359,3 +359,34 @@ func decimalDigitCount(_ v: UInt64) -> Int {
 @usableFromInline var base64Alphabet: UnsafePointer<UInt8> {
     ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" as StaticString).utf8Start
 }
+
+extension ByteSink {
+    /// A length prefix written before its content is known.
+    package struct PendingLength {
+        let offset: Int
+        let width: Int
+    }
+
+    /// Leaves room for the length of a message about `expected` bytes long.
+    package mutating func beginLength(expected: Int) -> PendingLength {
+        let width = AnyValueEncoding.varintCount(UInt64(expected))
+        self.reserve(width)
+        let pending = PendingLength(offset: self.count, width: width)
+        self.count += width
+        return pending
+    }
+
+    /// Writes the length of what followed `beginLength`, moving it when
+    /// the length needs more or fewer bytes than were left.
+    package mutating func endLength(_ pending: PendingLength) {
+        let contentStart = pending.offset + pending.width
+        let length = self.count - contentStart
+        let width = AnyValueEncoding.varintCount(UInt64(length))
+        if width != pending.width {
+            self.reserve(width)
+            (self.base + pending.offset + width).update(from: self.base + contentStart, count: length)
+            self.count = pending.offset + width + length
+        }
+        _ = AnyValueEncoding.putVarint(UInt64(length), self.base + pending.offset)
+    }
+}

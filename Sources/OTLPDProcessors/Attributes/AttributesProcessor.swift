@@ -1,0 +1,98 @@
+import NIOCore
+import OTLPDCore
+import OTLPDSystem
+import OTLPDWire
+
+/// The `attributes` processor: runs its actions on the attributes of every
+/// span, log record or metric data point that `include` selects and
+/// `exclude` does not, editing the request's bytes in one pass.
+public final class AttributesProcessor: Processor {
+    let configuration: AttributesProcessorConfiguration
+    let signal: Signal
+    let next: any Consumer
+    let captureGroups: Int
+
+    init(configuration: AttributesProcessorConfiguration, signal: Signal, next: any Consumer) {
+        self.configuration = configuration
+        self.signal = signal
+        self.next = next
+        self.captureGroups = max(configuration.actions.captureGroups, 1)
+    }
+
+    public func start() async throws {}
+    public func shutdown() async {}
+
+    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+        let editor = Editor(configuration: self.configuration, scratch: RegexScratch(groups: self.captureGroups))
+        let rewritten: ByteBuffer?
+        do {
+            rewritten = try AttributeRewriter.rewrite(batch.payload, signal: batch.signal, editor: editor)
+        } catch {
+            throw .permanent("the attributes processor could not read the request: \(error)")
+        }
+        guard let payload = rewritten else {
+            try await self.next.consume(batch)
+            return
+        }
+        try await self.next.consume(TelemetryBatch(signal: batch.signal, payload: payload, itemCount: batch.itemCount))
+    }
+
+    /// One request's walk: the rules, the actions and their scratch memory.
+    final class Editor: AttributeEditor {
+        let configuration: AttributesProcessorConfiguration
+        let scratch: RegexScratch
+        /// A metric's data points share its verdict: it is decided once per metric.
+        var lastMetric: WireBytes?
+        var lastVerdict = false
+
+        init(configuration: AttributesProcessorConfiguration, scratch: RegexScratch) {
+            self.configuration = configuration
+            self.scratch = scratch
+        }
+
+        func editResource(_ attributes: inout AttributeList, resource: ResourceContext) -> Bool {
+            true
+        }
+
+        func editItem(_ attributes: inout AttributeList, context: ItemContext) {
+            guard self.selects(context, attributes) else { return }
+            self.configuration.actions.apply(to: &attributes, scratch: self.scratch)
+        }
+
+        func selects(_ context: ItemContext, _ attributes: AttributeList) -> Bool {
+            if self.configuration.include == nil && self.configuration.exclude == nil { return true }
+            if let metric = context.metric {
+                if let last = self.lastMetric, last.isSameRange(as: metric) { return self.lastVerdict }
+                self.lastMetric = metric
+                self.lastVerdict = self.decide(context, attributes)
+                return self.lastVerdict
+            }
+            return self.decide(context, attributes)
+        }
+
+        func decide(_ context: ItemContext, _ attributes: AttributeList) -> Bool {
+            if let include = self.configuration.include, !include.matches(context, attributes: attributes, scratch: self.scratch) { return false }
+            if let exclude = self.configuration.exclude, exclude.matches(context, attributes: attributes, scratch: self.scratch) { return false }
+            return true
+        }
+    }
+}
+
+public struct AttributesProcessorFactory: ProcessorFactory {
+    public let type = "attributes"
+    public let signals: Set<Signal> = Set(Signal.allCases)
+
+    public init() {}
+
+    public func decode(_ reader: ConfigReader) -> ComponentConfiguration {
+        AttributesProcessorConfiguration.decode(reader)
+    }
+
+    public func validate(_ configuration: ComponentConfiguration, signal: Signal) -> [String] {
+        (configuration as! AttributesProcessorConfiguration).problems(for: signal)
+    }
+
+    public func makeProcessor(_ configuration: ComponentConfiguration, signal: Signal, next: any Consumer, settings: ComponentSettings) throws -> any Processor {
+        AttributesProcessor(configuration: configuration as! AttributesProcessorConfiguration, signal: signal, next: next)
+    }
+}
