@@ -116,9 +116,10 @@ let package = Package(
             name: "OTLPDService",
             dependencies: [
                 "OTLPDCore", "OTLPDConfig", "OTLPDReceivers", "OTLPDProcessors", "OTLPDExporters", "OTLPDExtensions", "OTLPDTransport",
-                "OTLPDWire", "OTLPDHTTP2", "OTLPDCompression", nioCore, nioPosix,
+                "OTLPDWire", "OTLPDHTTP2", "OTLPDCompression", "OTLPDSystem", nioCore, nioPosix,
                 logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -151,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTLPDProcessorsTests",
-            dependencies: ["OTLPDProcessors", "OTLPDTestSupport", "OTLPDWire", "OTLPDCore", nioCore, nioPosix],
+            dependencies: ["OTLPDProcessors", "OTLPDTestSupport", "OTLPDWire", "OTLPDCore", "OTLPDConfig", nioCore, nioPosix, logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(

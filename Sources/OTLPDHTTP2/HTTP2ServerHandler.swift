@@ -1,16 +1,35 @@
 import NIOCore
 
+/// Why a request was answered before its body was read.
+public enum HTTP2Refusal: Sendable, Equatable {
+    /// The body is over its size limit.
+    case tooLarge
+    /// The process holds as much telemetry as its memory limit allows.
+    case overloaded
+}
+
+/// Counts the request body bytes that connections hold, against a limit
+/// the layer above sets; `hold` says no when the limit would be passed.
+public protocol HTTP2BodyAccount: AnyObject, Sendable {
+    func hold(_ bytes: Int) -> Bool
+    func release(_ bytes: Int)
+}
+
 /// What the layer above provides to a server connection: body limits, and
 /// the handling of complete requests. Called on the connection's event loop.
 public protocol HTTP2ServerDelegate: AnyObject {
+    /// Where body bytes are counted while a stream holds them.
+    var bodyAccount: (any HTTP2BodyAccount)? { get }
+    /// Whether a request may start now (false: it is refused as overloaded).
+    func admit(_ head: HTTP2RequestHead) -> Bool
     /// The largest body this request may send.
     func bodyLimit(for head: HTTP2RequestHead) -> Int
     /// The size the body will have, judged from its first bytes (gRPC's length prefix), to allocate once.
     func expectedBodySize(for head: HTTP2RequestHead, prefix: ByteBuffer) -> ExpectedBodySize
     /// A complete request. Answer through `responder`, from any thread.
     func handle(_ request: HTTP2Request, responder: HTTP2Responder)
-    /// The response for a body over its limit.
-    func bodyTooLargeResponse(for head: HTTP2RequestHead) -> HTTP2Response
+    /// The answer to a request refused before its body was read.
+    func refusalResponse(for head: HTTP2RequestHead, _ refusal: HTTP2Refusal) -> HTTP2Response
     /// The connection failed: a protocol error or a client that is not speaking HTTP/2.
     func connectionFailed(_ error: NGHTTP2Error)
 }
@@ -61,6 +80,7 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
         do {
             let session = try NGHTTP2ServerSession(settings: self.settings)
             session.policy = self.policy
+            session.account = self.delegate.bodyAccount
             self.session = session
         } catch {
             self.delegate.connectionFailed(error)
@@ -128,11 +148,11 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
                 guard let request = session.takeRequest(id) else { continue }
                 let responder = HTTP2Responder(handler: NIOLoopBound(self, eventLoop: context.eventLoop), streamID: id)
                 self.delegate.handle(request, responder: responder)
-            case .bodyTooLarge(let id):
+            case .refused(let id, let refusal):
                 guard let head = session.head(of: id) else { continue }
                 // Once the answer is out, tell the client to stop sending the rest.
                 session.resetAfterResponse(id)
-                self.respond(id, self.delegate.bodyTooLargeResponse(for: head))
+                self.respond(id, self.delegate.refusalResponse(for: head, refusal))
             case .streamClosed:
                 break
             case .pingAcknowledged:
@@ -211,6 +231,10 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
 
         init(delegate: any HTTP2ServerDelegate) {
             self.delegate = delegate
+        }
+
+        func admit(_ head: HTTP2RequestHead) -> Bool {
+            self.delegate.admit(head)
         }
 
         func bodyLimit(for head: HTTP2RequestHead) -> Int {

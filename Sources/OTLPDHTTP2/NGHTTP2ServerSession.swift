@@ -44,13 +44,14 @@ public struct HTTP2ServerSettings: Sendable {
 enum NGHTTP2SessionEvent: Equatable {
     case requestHead(Int32)
     case requestEnd(Int32)
-    case bodyTooLarge(Int32)
+    case refused(Int32, HTTP2Refusal)
     case streamClosed(Int32, errorCode: UInt32)
     case pingAcknowledged
 }
 
 /// The questions the session asks about each request while it reads.
 protocol NGHTTP2StreamPolicy: AnyObject {
+    func admit(_ head: HTTP2RequestHead) -> Bool
     func bodyLimit(for head: HTTP2RequestHead) -> Int
     func expectedBodySize(for head: HTTP2RequestHead, prefix: ByteBuffer) -> ExpectedBodySize
 }
@@ -79,10 +80,19 @@ final class NGHTTP2ServerSession {
         var resetAfterResponse = false
         var responseBody: ByteBuffer?
         var trailers: [HTTPHeaderField]?
+        /// Body bytes counted in `account`: from arrival until the stream is gone,
+        /// since the pipeline holds the body until the response.
+        var held = 0
+        let account: (any HTTP2BodyAccount)?
 
-        init(id: Int32) {
+        init(id: Int32, account: (any HTTP2BodyAccount)?) {
             self.head = HTTP2RequestHead(streamID: id)
             self.body = ByteBuffer()
+            self.account = account
+        }
+
+        deinit {
+            if self.held > 0 { self.account?.release(self.held) }
         }
     }
 
@@ -97,6 +107,7 @@ final class NGHTTP2ServerSession {
     /// Protocol errors found while writing (our GOAWAY or RST_STREAM with an error code), to report.
     private(set) var sentErrors: [String] = []
     weak var policy: (any NGHTTP2StreamPolicy)?
+    var account: (any HTTP2BodyAccount)?
 
     init(settings: HTTP2ServerSettings) throws(NGHTTP2Error) {
         var callbacks: OpaquePointer?
@@ -265,7 +276,7 @@ final class NGHTTP2ServerSession {
     private func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
             let id = frame.pointee.hd.stream_id
-            let stream = Stream(id: id)
+            let stream = Stream(id: id, account: self.account)
             self.streams[id] = stream
             self.lastStream = stream
         }
@@ -312,9 +323,13 @@ final class NGHTTP2ServerSession {
             guard let stream = self.stream(header.stream_id) else { return 0 }
             if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
                 stream.bodyLimit = self.policy?.bodyLimit(for: stream.head) ?? Int.max
-                if let length = stream.head.header("content-length").flatMap(Int.init) {
+                if self.policy?.admit(stream.head) == false {
+                    self.refuse(stream, .overloaded)
+                } else if let length = stream.head.header("content-length").flatMap(Int.init) {
                     if length > stream.bodyLimit {
-                        self.refuse(stream)
+                        self.refuse(stream, .tooLarge)
+                    } else if !self.holdBody(stream, upTo: length) {
+                        self.refuse(stream, .overloaded)
                     } else {
                         stream.body.reserveCapacity(length)
                         stream.sizeKnown = true
@@ -343,7 +358,11 @@ final class NGHTTP2ServerSession {
         }
         stream.unconsumed += data.count
         guard stream.body.readableBytes + data.count <= stream.bodyLimit else {
-            self.refuse(stream)
+            self.refuse(stream, .tooLarge)
+            return 0
+        }
+        guard self.holdBody(stream, upTo: stream.body.readableBytes + data.count) else {
+            self.refuse(stream, .overloaded)
             return 0
         }
         stream.body.writeBytes(data)
@@ -356,7 +375,9 @@ final class NGHTTP2ServerSession {
             case .bytes(let size):
                 stream.sizeKnown = true
                 if size > stream.bodyLimit {
-                    self.refuse(stream)
+                    self.refuse(stream, .tooLarge)
+                } else if !self.holdBody(stream, upTo: size) {
+                    self.refuse(stream, .overloaded)
                 } else {
                     stream.body.reserveCapacity(size)
                 }
@@ -365,12 +386,25 @@ final class NGHTTP2ServerSession {
         return 0
     }
 
-    /// Drops a body that is over its limit and reports it once.
-    private func refuse(_ stream: Stream) {
+    /// Counts a stream's body as `size` bytes (it is allocated up to that);
+    /// false when the account is full.
+    private func holdBody(_ stream: Stream, upTo size: Int) -> Bool {
+        guard let account = stream.account, size > stream.held else { return true }
+        guard account.hold(size - stream.held) else { return false }
+        stream.held = size
+        return true
+    }
+
+    /// Drops a body that is refused and reports it once.
+    private func refuse(_ stream: Stream, _ refusal: HTTP2Refusal) {
         stream.discarding = true
         stream.body = ByteBuffer()
+        if stream.held > 0 {
+            stream.account?.release(stream.held)
+            stream.held = 0
+        }
         self.consume(stream.head.streamID)
-        self.events.append(.bodyTooLarge(stream.head.streamID))
+        self.events.append(.refused(stream.head.streamID, refusal))
     }
 
     private func onStreamClose(_ id: Int32, _ errorCode: UInt32) -> Int32 {

@@ -46,6 +46,7 @@ public final class FileAppender: Sendable {
     private let queue = NIOLockedValueBox(Queue())
     /// Used only by the one drain that runs at a time.
     private let renderBuffer = RenderBuffer()
+    private let memory: MemoryGuard?
     /// Touched only by the one drain that runs at a time, and by `sync`.
     private let output = NIOLockedValueBox(Output(file: nil, unsynced: 0, standardStream: nil))
 
@@ -62,11 +63,12 @@ public final class FileAppender: Sendable {
     }
 
     /// An appender for `path` (opened at the first write, or by `open`).
-    public init(path: String, rotation: RotationPolicy?, logger: Logger, threadPool: NIOThreadPool = .singleton) {
+    public init(path: String, rotation: RotationPolicy?, logger: Logger, threadPool: NIOThreadPool = .singleton, memory: MemoryGuard? = nil) {
         self.path = path
         self.rotation = rotation
         self.logger = logger
         self.threadPool = threadPool
+        self.memory = memory
         self.output.withLockedValue { $0 = Output(file: nil, unsynced: 0, standardStream: nil) }
     }
 
@@ -76,6 +78,7 @@ public final class FileAppender: Sendable {
         self.rotation = nil
         self.logger = logger
         self.threadPool = threadPool
+        self.memory = nil
         self.output.withLockedValue {
             $0 = Output(file: AppendOnlyFile(standardStream: descriptor, name: descriptor == 1 ? "stdout" : "stderr"), unsynced: 0, standardStream: descriptor)
         }
@@ -150,6 +153,9 @@ public final class FileAppender: Sendable {
                         output.unsynced += buffer.readableBytes
                     case .rendered(let render):
                         let written = try self.renderBuffer.render(render) { (bytes) throws(SystemError) -> Int in
+                            // The rendering counts as held while it is written.
+                            self.memory?.charge(bytes.count)
+                            defer { self.memory?.release(bytes.count) }
                             try self.rotateIfNeeded(&output, adding: bytes.count)
                             try output.file!.write(bytes)
                             return bytes.count

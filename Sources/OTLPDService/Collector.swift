@@ -10,6 +10,8 @@ public final class Collector: Service {
     let configuration: CollectorConfiguration
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
+    /// Outlives any one pipeline graph: bytes held by requests in flight stay counted.
+    let memoryGuard = MemoryGuard()
 
     public init(configuration: CollectorConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
         self.configuration = configuration
@@ -22,14 +24,15 @@ public final class Collector: Service {
         let services = ServiceRegistry(logger: self.logger)
         var server: TelemetryServer?
         if let endpoint = self.configuration.telemetry.metricsEndpoint {
-            let telemetryServer = TelemetryServer(endpoint: endpoint, telemetry: telemetry, services: services, logger: self.logger)
+            let telemetryServer = TelemetryServer(endpoint: endpoint, telemetry: telemetry, services: services, memory: self.memoryGuard, logger: self.logger)
             try await telemetryServer.start(group: self.eventLoopGroup)
             server = telemetryServer
         }
         let graph: PipelineGraph
         do {
             graph = try await PipelineGraph.start(
-                self.configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger, telemetry: telemetry, ingestObserver: services)
+                self.configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger, telemetry: telemetry, ingestObserver: services,
+                memoryGuard: self.memoryGuard)
         } catch {
             await server?.stop()
             throw error

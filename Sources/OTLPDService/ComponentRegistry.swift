@@ -25,14 +25,15 @@ public struct ComponentRegistry: Sendable {
 
     public static let builtIn = ComponentRegistry(
         receivers: [OTLPReceiverFactory()],
-        processors: [BatchProcessorFactory(), DebugLogProcessorFactory(), AttributesProcessorFactory(), ResourceProcessorFactory()],
+        processors: [
+            BatchProcessorFactory(), DebugLogProcessorFactory(), AttributesProcessorFactory(), ResourceProcessorFactory(), MemoryLimiterProcessorFactory(),
+        ],
         exporters: [FileExporterFactory(), DebugExporterFactory(), NopExporterFactory()],
         extensions: [HealthCheckExtensionFactory()])
 
     /// Types the config format has that this build does not provide yet: a
     /// config naming one is refused with that said plainly.
     public static let notYetBuilt: [ComponentKind: [String]] = [
-        .processor: ["memory_limiter"],
         .exporter: ["otlp", "otlp_grpc", "otlp_http", "otlphttp"],
         .extension: ["file_storage", "bearertokenauth"],
     ]

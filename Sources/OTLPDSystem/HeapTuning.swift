@@ -10,4 +10,13 @@ public enum HeapTuning {
         mallopt(M_MMAP_THRESHOLD, 32 << 20)
         mallopt(M_TRIM_THRESHOLD, 128 << 20)
     }
+
+    /// Under a memory limit, resident size matters more than page faults:
+    /// blocks of a MiB and more get their own mappings, returned to the
+    /// kernel when freed, and free heap is trimmed sooner, so the process's
+    /// size follows the bytes it holds.
+    public static func followHeldBytes() {
+        mallopt(M_MMAP_THRESHOLD, 1 << 20)
+        mallopt(M_TRIM_THRESHOLD, 8 << 20)
+    }
 }

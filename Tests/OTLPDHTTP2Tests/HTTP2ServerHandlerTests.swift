@@ -1,7 +1,32 @@
 import NIOCore
 import NIOEmbedded
 import OTLPDHTTP2
+import Synchronization
 import Testing
+
+/// Counts held body bytes against a limit, as the receivers' memory count does.
+final class CountingAccount: HTTP2BodyAccount {
+    let held = Mutex(0)
+    let limit: Int
+
+    init(limit: Int = .max) {
+        self.limit = limit
+    }
+
+    func hold(_ bytes: Int) -> Bool {
+        self.held.withLock { held in
+            guard held + bytes <= self.limit else { return false }
+            held += bytes
+            return true
+        }
+    }
+
+    func release(_ bytes: Int) {
+        self.held.withLock { $0 -= bytes }
+    }
+
+    var current: Int { self.held.withLock { $0 } }
+}
 
 /// A delegate that records what the server hands it and answers as told.
 final class RecordingDelegate: HTTP2ServerDelegate {
@@ -11,6 +36,12 @@ final class RecordingDelegate: HTTP2ServerDelegate {
     var limit = 1 << 20
     var answerAtOnce = true
     var expected: (ByteBuffer) -> ExpectedBodySize = { _ in .unknown }
+    var admitting = true
+    let account = CountingAccount(limit: 1 << 16)
+
+    var bodyAccount: (any HTTP2BodyAccount)? { self.account }
+
+    func admit(_ head: HTTP2RequestHead) -> Bool { self.admitting }
 
     func bodyLimit(for head: HTTP2RequestHead) -> Int { self.limit }
 
@@ -31,8 +62,8 @@ final class RecordingDelegate: HTTP2ServerDelegate {
             body: ByteBuffer(string: "echo:\(request.body.readableBytes)"), trailers: [HTTPHeaderField("grpc-status", "0")])
     }
 
-    func bodyTooLargeResponse(for head: HTTP2RequestHead) -> HTTP2Response {
-        HTTP2Response(status: 413, headers: [HTTPHeaderField("content-type", "text/plain")])
+    func refusalResponse(for head: HTTP2RequestHead, _ refusal: HTTP2Refusal) -> HTTP2Response {
+        HTTP2Response(status: refusal == .tooLarge ? 413 : 503, headers: [HTTPHeaderField("content-type", "text/plain")])
     }
 
     func connectionFailed(_ error: NGHTTP2Error) {
@@ -146,6 +177,54 @@ struct HTTP2ServerHandlerTests {
         try connection.exchange()
         #expect(connection.client.responses[id]?.status == "413")
         #expect(delegate.requests.isEmpty)
+    }
+
+    @Test("a request is refused as overloaded at its head when the delegate does not admit it")
+    func notAdmitted() throws {
+        let delegate = RecordingDelegate()
+        delegate.admitting = false
+        let connection = try Connection(delegate: delegate, clientWindow: 1 << 20)
+        let id = connection.client.request(path: "/a", body: Array(repeating: 1, count: 20_000))
+        try connection.exchange()
+        #expect(connection.client.responses[id]?.status == "503")
+        #expect(delegate.requests.isEmpty)
+        #expect(delegate.account.current == 0)
+        delegate.admitting = true
+        let later = connection.client.request(path: "/b", body: Array(repeating: 2, count: 100))
+        try connection.exchange()
+        #expect(connection.client.responses[later]?.status == "200")
+    }
+
+    @Test("body bytes are held from arrival until the stream is done; past the account's limit the body is refused")
+    func bodyBytesAreHeldAndBounded() throws {
+        let delegate = RecordingDelegate()
+        delegate.answerAtOnce = false
+        let connection = try Connection(delegate: delegate, clientWindow: 1 << 20)
+        let small = connection.client.request(path: "/small", body: Array(repeating: 1, count: 40_000))
+        try connection.exchange()
+        // The pipeline holds the request: its bytes still count.
+        #expect(delegate.account.current == 40_000)
+        // 40 000 + 30 000 passes the 64 KiB account: refused mid-body, its part given back.
+        let big = connection.client.request(path: "/big", body: Array(repeating: 2, count: 30_000))
+        try connection.exchange()
+        #expect(connection.client.responses[big]?.status == "503")
+        #expect(delegate.account.current == 40_000)
+        delegate.responders[0].respond(RecordingDelegate.ok(delegate.requests[0]))
+        try connection.exchange()
+        #expect(connection.client.responses[small]?.status == "200")
+        #expect(delegate.account.current == 0)
+    }
+
+    @Test("a connection that goes away gives back what its streams held")
+    func closedConnectionReleasesHeldBytes() throws {
+        let delegate = RecordingDelegate()
+        delegate.answerAtOnce = false
+        let connection = try Connection(delegate: delegate, clientWindow: 1 << 20)
+        _ = connection.client.request(path: "/held", body: Array(repeating: 1, count: 10_000))
+        try connection.exchange()
+        #expect(delegate.account.current == 10_000)
+        _ = try connection.channel.finish()
+        #expect(delegate.account.current == 0)
     }
 
     @Test("unanswered requests per connection are bounded by max concurrent streams")

@@ -56,19 +56,23 @@ public struct ComponentSettings: Sendable {
     public var telemetry: SelfTelemetry
     /// The per-service view, which receivers report each request to.
     public var ingestObserver: (any IngestObserver)?
+    /// The bytes of telemetry held in the process, which receivers count and the memory_limiter bounds.
+    public var memoryGuard: MemoryGuard
 
     public init(
         id: ComponentID,
         logger: Logger,
         eventLoopGroup: any EventLoopGroup,
         telemetry: SelfTelemetry = SelfTelemetry(),
-        ingestObserver: (any IngestObserver)? = nil
+        ingestObserver: (any IngestObserver)? = nil,
+        memoryGuard: MemoryGuard = MemoryGuard()
     ) {
         self.id = id
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.telemetry = telemetry
         self.ingestObserver = ingestObserver
+        self.memoryGuard = memoryGuard
     }
 }
 

@@ -104,7 +104,7 @@ public final class FileExporter: Exporter {
                 }
                 return (existing, nil)
             }
-            let appender = FileAppender(path: path, rotation: self.configuration.rotation, logger: self.settings.logger)
+            let appender = FileAppender(path: path, rotation: self.configuration.rotation, logger: self.settings.logger, memory: self.settings.memoryGuard)
             appenders.byPath[path] = appender
             var evicted: FileAppender?
             if group != nil {

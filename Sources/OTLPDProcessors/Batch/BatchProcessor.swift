@@ -16,6 +16,7 @@ public final class BatchProcessor: Processor {
     let next: any Consumer
     let eventLoop: any EventLoop
     let metrics: BatchMetrics?
+    let memory: MemoryGuard?
     private let state = NIOLockedValueBox(State())
 
     typealias Waiter = CheckedContinuation<Result<Void, ConsumeError>, Never>
@@ -32,12 +33,16 @@ public final class BatchProcessor: Processor {
         var passThrough = false
     }
 
-    public init(configuration: BatchProcessorConfiguration, signal: Signal, next: any Consumer, eventLoop: any EventLoop, metrics: BatchMetrics? = nil) {
+    public init(
+        configuration: BatchProcessorConfiguration, signal: Signal, next: any Consumer, eventLoop: any EventLoop, metrics: BatchMetrics? = nil,
+        memory: MemoryGuard? = nil
+    ) {
         self.configuration = configuration
         self.signal = signal
         self.next = next
         self.eventLoop = eventLoop
         self.metrics = metrics
+        self.memory = memory
     }
 
     public func start() async throws {}
@@ -99,7 +104,12 @@ public final class BatchProcessor: Processor {
         let next = self.next
         let parts = Self.merge(batches, signal: self.signal, maxItems: self.configuration.sendBatchMaxSize)
         for part in parts { self.metrics?.sendSize.record(part.itemCount) }
+        // A merged or split batch is a copy beside its callers' requests: it counts until handed on.
+        let copied = batches.count > 1 || parts.count > 1 ? parts.reduce(0) { $0 + $1.payload.readableBytes } : 0
+        let memory = self.memory
+        memory?.charge(copied)
         Task {
+            defer { memory?.release(copied) }
             var outcome: Result<Void, ConsumeError> = .success(())
             for part in parts {
                 do throws(ConsumeError) {
@@ -183,6 +193,7 @@ public struct BatchProcessorFactory: ProcessorFactory {
     ) throws -> any Processor {
         BatchProcessor(
             configuration: configuration as! BatchProcessorConfiguration, signal: signal, next: next,
-            eventLoop: settings.eventLoopGroup.next(), metrics: BatchMetrics(telemetry: settings.telemetry, id: settings.id))
+            eventLoop: settings.eventLoopGroup.next(), metrics: BatchMetrics(telemetry: settings.telemetry, id: settings.id),
+            memory: settings.memoryGuard)
     }
 }

@@ -23,8 +23,9 @@ struct MatchRules: Sendable {
         }
 
         func matches(_ text: String, scratch: RegexScratch) -> Bool {
+            // `bytes` points into `wire`, which must outlive the match.
             let wire = WireText(text)
-            return self.matches(wire.bytes, scratch: scratch)
+            return withExtendedLifetime(wire) { self.matches(wire.bytes, scratch: scratch) }
         }
     }
 
@@ -52,9 +53,9 @@ struct MatchRules: Sendable {
                 // Strings, booleans and numbers are matched as text; lists, maps and bytes never match.
                 switch attributes.value(at: index) {
                 case .string(let text)?: return pattern.matches(text, scratch: scratch)
-                case .bool(let flag)?: return pattern.matches(WireText(flag ? "true" : "false").bytes, scratch: scratch)
-                case .int(let number)?: return pattern.matches(WireText(String(number)).bytes, scratch: scratch)
-                case .double(let number)?: return pattern.matches(WireText(GoNumberFormat.fixed(number)).bytes, scratch: scratch)
+                case .bool(let flag)?: return pattern.matches(flag ? "true" : "false", scratch: scratch)
+                case .int(let number)?: return pattern.matches(String(number), scratch: scratch)
+                case .double(let number)?: return pattern.matches(GoNumberFormat.fixed(number), scratch: scratch)
                 default: return false
                 }
             }
@@ -139,6 +140,7 @@ struct MatchRules: Sendable {
             for (index, item) in (libraries.items ?? []).enumerated() {
                 let library = ConfigReader(item, path: "\(reader.keyPath("libraries"))[\(index)]", diagnostics: reader.diagnostics)
                 defer { library.finish() }
+                library.accept("name", "version")  // known even when an earlier mistake stops the reading
                 guard let matchType else {
                     if matchTypeText == nil { reader.error("match_type", "'libraries' needs a match_type: strict or regexp") }
                     continue
@@ -187,6 +189,7 @@ struct MatchRules: Sendable {
         for (index, item) in items.enumerated() {
             let entry = ConfigReader(item, path: "\(reader.keyPath(key))[\(index)]", diagnostics: reader.diagnostics)
             defer { entry.finish() }
+            entry.accept("value")  // known even when a missing key stops the reading
             guard let name = entry.string("key"), !name.isEmpty else {
                 entry.error("key", "each entry needs a non-empty 'key'")
                 continue

@@ -25,6 +25,7 @@ package final class OTLPRequestHandler: RequestHandler {
     private let grpcCounters: ReceiverCounters
     private let httpCounters: ReceiverCounters
     private let observer: (any IngestObserver)?
+    private let memory: MemoryGuard
 
     package init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings) {
         self.configuration = configuration
@@ -33,6 +34,7 @@ package final class OTLPRequestHandler: RequestHandler {
         self.grpcCounters = settings.telemetry.receiver(settings.id, transport: "grpc")
         self.httpCounters = settings.telemetry.receiver(settings.id, transport: "http")
         self.observer = settings.ingestObserver
+        self.memory = settings.memoryGuard
         // Either protocol is served on either port: without its own section, a protocol borrows the other's limit.
         self.grpcLimit = configuration.grpc?.maxReceiveMessageBytes ?? configuration.http?.maxRequestBodyBytes ?? (64 << 20)
         self.httpLimit = configuration.http?.maxRequestBodyBytes ?? configuration.grpc?.maxReceiveMessageBytes ?? (64 << 20)
@@ -52,6 +54,37 @@ package final class OTLPRequestHandler: RequestHandler {
             head, status: 413, encoding: HTTPEncoding(contentType: head.header("content-type")) ?? .protobuf,
             "body larger than the \(self.httpLimit)-byte limit (max_request_body_size)")
     }
+
+    package func admit(_ head: ServerRequestHead) -> Bool {
+        !self.memory.isRefusing
+    }
+
+    /// A body counts twice while it is in flight: its own bytes, and the copy
+    /// a processor makes of them (an attribute rewrite, a decompression).
+    package func hold(_ bytes: Int) -> Bool {
+        self.memory.hold(bytes * Self.bodyWeight)
+    }
+
+    package func release(_ bytes: Int) {
+        self.memory.release(bytes * Self.bodyWeight)
+    }
+
+    static let bodyWeight = 2
+
+    package func overloaded(_ head: ServerRequestHead) -> ServerResponse {
+        let retryAfter = self.memory.retryAfter
+        if head.isGRPC {
+            return self.grpcRefusal(head, .unavailable, Self.overloadedMessage, retryAfter: retryAfter)
+        }
+        let encoding = HTTPEncoding(contentType: head.header("content-type")) ?? .protobuf
+        var headers = [HTTPHeaderField("retry-after", String(max(1, Int(retryAfter.secondsValue.rounded(.up)))))]
+        if let cors = self.configuration.http?.cors, let origin = head.header("origin"), cors.allows(origin: origin) {
+            headers += cors.responseHeaders(origin: origin)
+        }
+        return self.httpRefusal(head, status: 503, encoding: encoding, Self.overloadedMessage, retryAfter: retryAfter, extraHeaders: headers)
+    }
+
+    static let overloadedMessage = "otlpd is over its memory limit (memory_limiter); retry later"
 
     package func connectionFailed(client: ClientInfo, reason: String) {
         self.refusals.log(self.logger, client: client, protocolName: nil, path: nil, status: nil, reason: reason)
@@ -105,7 +138,8 @@ package final class OTLPRequestHandler: RequestHandler {
             return self.grpcRefusal(head, .invalidArgument, "message is not a valid \(Self.requestName(signal)): \(error)")
         }
         do throws(ConsumeError) {
-            try await self.deliver(payload, signal: signal, items: summary.itemCount, to: consumer, via: .grpc, head: head)
+            try await self.deliver(
+                payload, signal: signal, items: summary.itemCount, to: consumer, via: .grpc, head: head, extraBytes: framed.compressed ? payload.readableBytes : 0)
         } catch {
             return self.grpcRefusal(head, error)
         }
@@ -193,8 +227,11 @@ package final class OTLPRequestHandler: RequestHandler {
                 head, status: 400, encoding: encoding, "body is not a valid \(Self.requestName(signal)): \(error)", extraHeaders: corsHeaders)
         }
         do throws(ConsumeError) {
+            // Bytes made here (decompressed, decoded from JSON) count too, besides the body the transport counted.
+            let extra = (coding == .identity ? 0 : body.readableBytes) + (encoding == .json ? payload.readableBytes : 0)
             try await self.deliver(
-                payload, signal: signal, items: summary.itemCount, to: consumer, via: encoding == .json ? .httpJSON : .httpProtobuf, head: head)
+                payload, signal: signal, items: summary.itemCount, to: consumer, via: encoding == .json ? .httpJSON : .httpProtobuf, head: head,
+                extraBytes: extra)
         } catch {
             switch error.kind {
             case .permanent:
@@ -270,9 +307,15 @@ package final class OTLPRequestHandler: RequestHandler {
         items: Int,
         to consumer: any Consumer,
         via ingest: IngestProtocol,
-        head: ServerRequestHead
+        head: ServerRequestHead,
+        extraBytes: Int
     ) async throws(ConsumeError) {
         let counters = ingest == .grpc ? self.grpcCounters : self.httpCounters
+        guard self.memory.hold(extraBytes) else {
+            counters.refused.add(items, for: signal)
+            throw .retryable(Self.overloadedMessage, after: self.memory.retryAfter)
+        }
+        defer { self.memory.release(extraBytes) }
         let wrongPort = (ingest == .grpc) != (head.client.role == .grpc)
         var resources: [ResourceObservation] = []
         if let observer = self.observer {

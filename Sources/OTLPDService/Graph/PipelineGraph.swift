@@ -36,14 +36,15 @@ public final class PipelineGraph: Sendable {
         eventLoopGroup: any EventLoopGroup,
         logger: Logger,
         telemetry: SelfTelemetry = SelfTelemetry(),
-        ingestObserver: (any IngestObserver)? = nil
+        ingestObserver: (any IngestObserver)? = nil,
+        memoryGuard: MemoryGuard = MemoryGuard()
     ) async throws -> PipelineGraph {
         func settings(_ kind: ComponentKind, _ id: ComponentID) -> ComponentSettings {
             var componentLogger = logger
             componentLogger[metadataKey: "component"] = "\(kind.rawValue)/\(id)"
             return ComponentSettings(
                 id: id, logger: componentLogger, eventLoopGroup: eventLoopGroup, telemetry: telemetry,
-                ingestObserver: kind == .receiver ? ingestObserver : nil)
+                ingestObserver: kind == .receiver ? ingestObserver : nil, memoryGuard: memoryGuard)
         }
 
         // Extensions: before everything, in the order service.extensions lists them.

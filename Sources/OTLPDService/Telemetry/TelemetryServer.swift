@@ -2,7 +2,9 @@ import Logging
 import NIOCore
 import OTLPDCore
 import OTLPDHTTP2
+import OTLPDSystem
 import OTLPDTransport
+import Prometheus
 import Synchronization
 
 /// Serves otlpd's own view of itself at `service.telemetry.metrics`:
@@ -14,9 +16,9 @@ public final class TelemetryServer: Sendable {
     let logger: Logger
     private let listener = Mutex<Listener?>(nil)
 
-    public init(endpoint: Endpoint, telemetry: SelfTelemetry, services: ServiceRegistry, logger: Logger) {
+    public init(endpoint: Endpoint, telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, logger: Logger) {
         self.endpoint = endpoint
-        self.handler = TelemetryRequestHandler(telemetry: telemetry, services: services, logger: logger)
+        self.handler = TelemetryRequestHandler(telemetry: telemetry, services: services, memory: memory, logger: logger)
         self.logger = logger
     }
 
@@ -39,11 +41,18 @@ final class TelemetryRequestHandler: RequestHandler {
     let telemetry: SelfTelemetry
     let services: ServiceRegistry
     let logger: Logger
+    let memory: MemoryGuard
+    /// Read at each scrape: the process's size, and the telemetry bytes it holds (what the memory_limiter bounds).
+    let residentBytes: Gauge
+    let heldBytes: Gauge
 
-    init(telemetry: SelfTelemetry, services: ServiceRegistry, logger: Logger) {
+    init(telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, logger: Logger) {
         self.telemetry = telemetry
         self.services = services
+        self.memory = memory
         self.logger = logger
+        self.residentBytes = telemetry.registry.makeGauge(name: "otelcol_process_memory_rss_bytes")
+        self.heldBytes = telemetry.registry.makeGauge(name: "otlpd_memory_held_bytes")
     }
 
     func bodyLimit(for head: ServerRequestHead) -> Int { 4096 }
@@ -67,6 +76,8 @@ final class TelemetryRequestHandler: RequestHandler {
         }
         switch path {
         case "/metrics":
+            if let resident = ProcessMemory.residentBytes() { self.residentBytes.set(Double(resident)) }
+            self.heldBytes.set(Double(self.memory.heldBytes))
             return ServerResponse(
                 status: 200, headers: [HTTPHeaderField("content-type", "text/plain; version=0.0.4; charset=utf-8")],
                 body: ByteBuffer(string: self.telemetry.prometheusText()))

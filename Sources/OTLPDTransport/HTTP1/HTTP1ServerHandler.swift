@@ -15,6 +15,9 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         case receiving(ServerRequestHead, ByteBuffer, limit: Int, keepAlive: Bool)
         /// Refused (too large): the rest of the body is read and dropped, then the connection closes.
         case discarding
+        /// Refused for memory, already answered: the rest of the body is read and dropped, so the
+        /// client reads the answer rather than a reset, and the connection stays open if it may.
+        case draining(keepAlive: Bool)
         case waitingForResponse(keepAlive: Bool)
     }
 
@@ -23,6 +26,8 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     private let executor: EventLoopTaskExecutor
     private var state = State.idle
     private var quiescing = false
+    /// Body bytes of the current request counted in the handler's memory count, until it is answered.
+    private var held = 0
 
     init(handler: any RequestHandler, client: ClientInfo, executor: EventLoopTaskExecutor) {
         self.handler = handler
@@ -36,6 +41,10 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             let headers = head.headers.map { HTTPHeaderField($0.name.lowercased(), $0.value) }
             let serverHead = ServerRequestHead(method: head.method.rawValue, path: head.uri, headers: headers, version: .http1, client: self.client)
             let limit = self.handler.bodyLimit(for: serverHead)
+            guard self.handler.admit(serverHead) else {
+                self.refuseOverloaded(serverHead, keepAlive: head.isKeepAlive, context: context)
+                return
+            }
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
                 self.refuseTooLarge(serverHead, limit: limit, context: context)
                 return
@@ -45,6 +54,12 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             }
             var body = context.channel.allocator.buffer(capacity: 0)
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > 0 {
+                // The whole body is allocated now, so it counts now.
+                guard self.handler.hold(length) else {
+                    self.refuseOverloaded(serverHead, keepAlive: head.isKeepAlive, context: context)
+                    return
+                }
+                self.held = length
                 body.reserveCapacity(length)
             }
             self.state = .receiving(serverHead, body, limit: limit, keepAlive: head.isKeepAlive)
@@ -53,6 +68,14 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             guard body.readableBytes + chunk.readableBytes <= limit else {
                 self.refuseTooLarge(head, limit: limit, context: context)
                 return
+            }
+            let beyondHeld = body.readableBytes + chunk.readableBytes - self.held
+            if beyondHeld > 0 {
+                guard self.handler.hold(beyondHeld) else {
+                    self.refuseOverloaded(head, keepAlive: keepAlive, context: context)
+                    return
+                }
+                self.held += beyondHeld
             }
             self.state = .idle  // drop the reference so the write below does not copy
             body.writeBuffer(&chunk)
@@ -64,6 +87,12 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
                 self.dispatch(ServerRequest(head: head, body: body), context: context)
             case .discarding:
                 context.close(promise: nil)
+            case .draining(let keepAlive):
+                if keepAlive && !self.quiescing {
+                    self.state = .idle
+                } else {
+                    context.close(promise: nil)
+                }
             case .idle, .waitingForResponse:
                 break
             }
@@ -84,16 +113,38 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     }
 
     private func refuseTooLarge(_ head: ServerRequestHead, limit: Int, context: ChannelHandlerContext) {
-        self.state = .discarding
-        self.write(self.handler.bodyTooLarge(head, limit: limit), context: context, forceClose: true)
+        self.refuse(self.handler.bodyTooLarge(head, limit: limit), context: context)
     }
 
-    private func write(_ response: ServerResponse, context: ChannelHandlerContext, forceClose: Bool = false) {
+    /// Answers before the body is read, drops what came of it, and closes after.
+    private func refuse(_ response: ServerResponse, context: ChannelHandlerContext) {
+        self.state = .discarding
+        self.releaseHeld()
+        self.write(response, context: context, forceClose: true)
+    }
+
+    /// Answers 503 at once and reads the rest of the body into nothing.
+    private func refuseOverloaded(_ head: ServerRequestHead, keepAlive: Bool, context: ChannelHandlerContext) {
+        self.releaseHeld()
+        self.state = .draining(keepAlive: keepAlive && !self.quiescing)
+        self.write(self.handler.overloaded(head), context: context, forceClose: !keepAlive, closeAfter: false)
+    }
+
+    private func releaseHeld() {
+        if self.held > 0 {
+            self.handler.release(self.held)
+            self.held = 0
+        }
+    }
+
+    /// `closeAfter: false` leaves closing to the end of the request (a refusal whose body is still being drained).
+    private func write(_ response: ServerResponse, context: ChannelHandlerContext, forceClose: Bool = false, closeAfter: Bool = true) {
         guard context.channel.isActive else { return }
         var keepAlive = !forceClose && !self.quiescing
         if case .waitingForResponse(let clientKeepAlive) = self.state {
             keepAlive = keepAlive && clientKeepAlive
             self.state = .idle
+            self.releaseHeld()
         }
         var headers = HTTPHeaders()
         for field in response.headers { headers.add(name: field.name, value: field.value) }
@@ -104,7 +155,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         if let body = response.body, body.readableBytes > 0 {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
-        if keepAlive {
+        if keepAlive || !closeAfter {
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         } else {
             // Close once the answer is out (and, for a refusal, before reading the rest of the body).
@@ -121,6 +172,11 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         self.quiescing = true
         // An idle connection closes now; a busy one after its response.
         if case .idle = self.state { context.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // A connection that goes away mid-request: its body no longer counts.
+        self.releaseHeld()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

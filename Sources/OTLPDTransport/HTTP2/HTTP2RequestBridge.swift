@@ -8,14 +8,35 @@ final class HTTP2RequestBridge: HTTP2ServerDelegate {
     let client: ClientInfo
     let executor: EventLoopTaskExecutor
 
+    let account: BodyAccount
+
     init(handler: any RequestHandler, client: ClientInfo, executor: EventLoopTaskExecutor) {
         self.handler = handler
         self.client = client
         self.executor = executor
+        self.account = BodyAccount(handler: handler)
+    }
+
+    /// The request handler's memory count, as the HTTP/2 layer sees it.
+    final class BodyAccount: HTTP2BodyAccount {
+        let handler: any RequestHandler
+
+        init(handler: any RequestHandler) {
+            self.handler = handler
+        }
+
+        func hold(_ bytes: Int) -> Bool { self.handler.hold(bytes) }
+        func release(_ bytes: Int) { self.handler.release(bytes) }
     }
 
     private func serverHead(_ head: HTTP2RequestHead) -> ServerRequestHead {
         ServerRequestHead(method: head.method, path: head.path, headers: head.headers, version: .http2, client: self.client)
+    }
+
+    var bodyAccount: (any HTTP2BodyAccount)? { self.account }
+
+    func admit(_ head: HTTP2RequestHead) -> Bool {
+        self.handler.admit(self.serverHead(head))
     }
 
     func bodyLimit(for head: HTTP2RequestHead) -> Int {
@@ -39,9 +60,13 @@ final class HTTP2RequestBridge: HTTP2ServerDelegate {
         }
     }
 
-    func bodyTooLargeResponse(for head: HTTP2RequestHead) -> HTTP2Response {
+    func refusalResponse(for head: HTTP2RequestHead, _ refusal: HTTP2Refusal) -> HTTP2Response {
         let head = self.serverHead(head)
-        let response = self.handler.bodyTooLarge(head, limit: self.handler.bodyLimit(for: head))
+        let response =
+            switch refusal {
+            case .tooLarge: self.handler.bodyTooLarge(head, limit: self.handler.bodyLimit(for: head))
+            case .overloaded: self.handler.overloaded(head)
+            }
         return HTTP2Response(status: response.status, headers: response.headers, body: response.body, trailers: response.trailers)
     }
 

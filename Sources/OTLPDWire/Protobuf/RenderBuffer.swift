@@ -4,6 +4,8 @@
 /// Not thread-safe: its owner uses it from one thread at a time.
 package final class RenderBuffer: @unchecked Sendable {
     private var sink = ByteSink(capacity: 1 << 20)
+    /// Renderings up to this size reuse the buffer; a larger one is freed after its write.
+    static let keptCapacity = 8 << 20
 
     package init() {}
 
@@ -21,6 +23,8 @@ package final class RenderBuffer: @unchecked Sendable {
                 return .failure(error)
             }
         }
+        // One huge request should not keep its rendering's memory for good.
+        if self.sink.capacity > Self.keptCapacity { self.sink = ByteSink(capacity: 1 << 20) }
         return try outcome.get()
     }
 }

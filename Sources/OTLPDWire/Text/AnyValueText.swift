@@ -78,31 +78,35 @@ extension AnyValueView {
         case .empty: return ""
         case .bool(let value): return value ? "true" : "false"
         case .int(let value): return String(value)
-        case .double(let value): return GoNumberFormat.json(value)
+        case .double(let value):
+            // Go's encoder refuses NaN and infinities, and AsString gives its error text.
+            return value.isFinite ? GoNumberFormat.json(value) : "json: unsupported value: " + GoNumberFormat.json(value)
         case .bytes(let bytes): return Self.base64(bytes)
         case .array, .keyValueList:
+            // A list or map holding one of those fails to encode as a whole: AsString gives "".
             var out = ""
-            self.appendJSON(to: &out)
-            return out
+            return self.appendJSON(to: &out) ? out : ""
         }
     }
 
-    /// JSON of the value's plain form (`AsRaw` in the Collector).
-    func appendJSON(to out: inout String) {
+    /// JSON of the value's plain form (`AsRaw` in the Collector); false
+    /// when it holds a NaN or an infinity, which JSON cannot carry.
+    @discardableResult
+    func appendJSON(to out: inout String) -> Bool {
         switch self {
         case .empty: out += "null"
         case .string(let text): GoNumberFormat.appendJSONString(text.string, to: &out)
         case .bool(let value): out += value ? "true" : "false"
         case .int(let value): out += String(value)
         case .double(let value):
-            // encoding/json refuses NaN and infinities; the Collector then prints nothing useful either.
-            out += value.isFinite ? GoNumberFormat.json(value) : "null"
+            guard value.isFinite else { return false }
+            out += GoNumberFormat.json(value)
         case .bytes(let bytes): out += "\"" + Self.base64(bytes) + "\""
         case .array(let content):
             out += "["
             for (index, element) in AnyValueView.elements(of: content).enumerated() {
                 if index > 0 { out += "," }
-                (AnyValueView.read(element) ?? .empty).appendJSON(to: &out)
+                guard (AnyValueView.read(element) ?? .empty).appendJSON(to: &out) else { return false }
             }
             out += "]"
         case .keyValueList(let content):
@@ -116,10 +120,11 @@ extension AnyValueView {
                 if index > 0 { out += "," }
                 GoNumberFormat.appendJSONString(key, to: &out)
                 out += ":"
-                entries[key]!.appendJSON(to: &out)
+                guard entries[key]!.appendJSON(to: &out) else { return false }
             }
             out += "}"
         }
+        return true
     }
 
     static func base64(_ bytes: WireBytes) -> String {
