@@ -2,7 +2,7 @@
 """Writes the benchmark's request payloads, built with the PyPI
 opentelemetry-proto package (not with otlpd's own code):
 
-  traces-512.pb / .grpc   512 spans, 10 string attributes of 20 chars each, one event
+  traces-512.pb / .grpc   512 spans, 10 string attributes (common keys, 20-char values), one event
   traces-10.pb  / .grpc   10 such spans (what an SDK's simple span processor sends)
   logs-512.pb   / .grpc   512 log records with 10 attributes
   metrics-512.pb / .grpc  512 gauge/sum/histogram data points
@@ -32,8 +32,14 @@ def text(n=20):
     return "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(n))
 
 
+# Keys an instrumented service sends (the attributes scenario's actions find
+# db.statement and enduser.session.id on every span); values random.
+ATTRIBUTE_KEYS = ["http.request.method", "http.route", "url.full", "server.address", "user.email", "user.id",
+                  "db.statement", "net.peer.name", "http.response.status", "enduser.session.id"]
+
+
 def attributes(n=10):
-    return [common_pb2.KeyValue(key=f"attr.{i}.{text(13)}", value=common_pb2.AnyValue(string_value=text()))
+    return [common_pb2.KeyValue(key=ATTRIBUTE_KEYS[i], value=common_pb2.AnyValue(string_value=text()))
             for i in range(n)]
 
 

@@ -67,6 +67,7 @@ class Scenario:
     clients: int
     streams: int
     otlpd_exporter: str = "nop"   # "nop" or "file"
+    otlpd_processors: str = ""    # "" (pass-through) or "attributes" ([attributes/bench, batch] on traces)
 
     @property
     def unit(self):
@@ -82,7 +83,16 @@ SCENARIOS = [
              "traces-512", "grpc", 4, 10, otlpd_exporter="file"),
     Scenario(5, "logs-512", "gRPC, 512-record logs → nop / blackhole", "logs", "logs-512", "grpc", 4, 10),
     Scenario(6, "metrics-512", "gRPC, 512-point metrics → nop / blackhole", "metrics", "metrics-512", "grpc", 4, 10),
+    Scenario(7, "attributes", "gRPC, 512-span traces → otlpd [attributes (3 actions), batch] → nop vs rotel pass-through → blackhole",
+             "traces", "traces-512", "grpc", 4, 10, otlpd_processors="attributes"),
 ]
+
+# The attributes scenario's actions: tag, redact and drop, each on every span
+# (the payload's spans carry db.statement and enduser.session.id).
+ATTRIBUTE_ACTIONS = (
+    "      - { key: deployment.environment, value: production, action: insert }\n"
+    "      - { key: db.statement, value: redacted, action: update }\n"
+    "      - { key: enduser.session.id, action: delete }\n")
 
 
 @dataclass
@@ -367,7 +377,7 @@ class Collector:
         return [line for line in text.splitlines() if any(n in line for n in needles)]
 
 
-def otlpd_collector(binary, workdir, grpc_port, http_port, exporter="nop", file_path=None):
+def otlpd_collector(binary, workdir, grpc_port, http_port, exporter="nop", file_path=None, processors=""):
     if exporter == "file":
         exporters = ("  nop: {}\n"
                      f"  file: {{ path: {file_path}, format: json, "
@@ -376,16 +386,22 @@ def otlpd_collector(binary, workdir, grpc_port, http_port, exporter="nop", file_
     else:
         exporters = "  nop: {}\n"
         trace_exporter = "nop"
+    processor_section, trace_processors = "", ""
+    if processors == "attributes":
+        processor_section = "processors:\n  attributes/bench:\n    actions:\n" + ATTRIBUTE_ACTIONS + "  batch: {}\n"
+        trace_processors = "processors: [attributes/bench, batch], "
     config = (
         "receivers:\n"
         "  otlp:\n"
         "    protocols:\n"
         f"      grpc: {{ endpoint: 127.0.0.1:{grpc_port} }}\n"
         f"      http: {{ endpoint: 127.0.0.1:{http_port} }}\n"
+        + processor_section +
         "exporters:\n" + exporters +
         "service:\n"
+        "  telemetry: { metrics: { level: none } }\n"
         "  pipelines:\n"
-        f"    traces: {{ receivers: [otlp], exporters: [{trace_exporter}] }}\n"
+        f"    traces: {{ receivers: [otlp], {trace_processors}exporters: [{trace_exporter}] }}\n"
         "    metrics: { receivers: [otlp], exporters: [nop] }\n"
         "    logs: { receivers: [otlp], exporters: [nop] }\n")
     path = os.path.join(workdir, "otlpd.yaml")
@@ -540,7 +556,8 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
             shutil.rmtree(file_dir, ignore_errors=True)
             os.makedirs(file_dir)
             file_path = os.path.join(file_dir, "traces.jsonl")
-        collector = otlpd_collector(args.otlpd_copy, workdir, grpc_port, http_port, scenario.otlpd_exporter, file_path)
+        collector = otlpd_collector(args.otlpd_copy, workdir, grpc_port, http_port, scenario.otlpd_exporter, file_path,
+                                    scenario.otlpd_processors)
     else:
         collector = rotel_collector(args.rotel, workdir, grpc_port, http_port)
     port = grpc_port if scenario.protocol == "grpc" else http_port
@@ -720,6 +737,18 @@ def check_targets(results):
                  f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s, ratio {q:.2f}")
     else:
         lines.append("SKIP  file target: scenario not run")
+    o, r = pair("attributes")
+    base = results.get("grpc-512", {}).get("otlpd")
+    if o and base:
+        valid = valid and not base["problems"]
+        # Cost per span against otlpd's own pass-through in the same run: at most 30 % of its throughput per core.
+        q = ratio(1e6 / o["cpu_per_million"], 1e6 / base["cpu_per_million"])
+        at_least("[attributes (3 actions), batch] → nop: otlpd spans per CPU-second ≥ 70 % of its pass-through", q, 0.70,
+                 f"{fmt(1e6 / o['cpu_per_million'])} vs {fmt(1e6 / base['cpu_per_million'])} spans/CPU-s, ratio {q:.2f}; "
+                 f"throughput {fmt(o['rate'])} vs {fmt(base['rate'])} spans/s"
+                 + (f"; rotel pass-through {fmt(r['rate'])} spans/s, {fmt(1e6 / r['cpu_per_million'])} spans/CPU-s" if r else ""))
+    else:
+        lines.append("SKIP  attributes target: scenarios 1 and 7 not both run")
     return lines
 
 
