@@ -169,7 +169,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "OTLPDConfigTests", dependencies: ["OTLPDConfig", "OTLPDCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "OTLPDServiceTests", dependencies: ["OTLPDService", "OTLPDConfig", "OTLPDCore", logging], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "OTLPDServiceTests", dependencies: ["OTLPDService", "OTLPDConfig", "OTLPDCore", "OTLPDTestSupport", logging], swiftSettings: swiftSettings),
+        .testTarget(name: "OTLPDCoreTests", dependencies: ["OTLPDCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "OTLPDExtensionsTests", dependencies: ["OTLPDExtensions", "OTLPDTransport", "OTLPDCore", "OTLPDTestSupport", nioPosix],
+            swiftSettings: swiftSettings),
         .testTarget(name: "OTLPDCompressionTests", dependencies: ["OTLPDCompression", nioCore], swiftSettings: swiftSettings),
         .testTarget(
             name: "OTLPDWireTests",

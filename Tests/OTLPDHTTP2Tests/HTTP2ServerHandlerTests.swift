@@ -37,7 +37,7 @@ final class RecordingDelegate: HTTP2ServerDelegate {
     var answerAtOnce = true
     var expected: (ByteBuffer) -> ExpectedBodySize = { _ in .unknown }
     var admitting = true
-    let account = CountingAccount(limit: 1 << 16)
+    var account = CountingAccount()
 
     var bodyAccount: (any HTTP2BodyAccount)? { self.account }
 
@@ -198,6 +198,7 @@ struct HTTP2ServerHandlerTests {
     @Test("body bytes are held from arrival until the stream is done; past the account's limit the body is refused")
     func bodyBytesAreHeldAndBounded() throws {
         let delegate = RecordingDelegate()
+        delegate.account = CountingAccount(limit: 1 << 16)
         delegate.answerAtOnce = false
         let connection = try Connection(delegate: delegate, clientWindow: 1 << 20)
         let small = connection.client.request(path: "/small", body: Array(repeating: 1, count: 40_000))

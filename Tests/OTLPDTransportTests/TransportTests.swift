@@ -10,9 +10,34 @@ final class RecordingHandler: RequestHandler {
     let requests = NIOLockedValueBox<[ServerRequest]>([])
     let failures = NIOLockedValueBox<[String]>([])
     let limit: Int
+    /// Body bytes held, against `memoryLimit`, as the receivers' memory count does.
+    let held = NIOLockedValueBox(0)
+    let memoryLimit: Int
+    let admitting = NIOLockedValueBox(true)
+    /// What `held` was while each request was being handled.
+    let heldDuringHandle = NIOLockedValueBox<[Int]>([])
 
-    init(limit: Int = 1 << 20) {
+    init(limit: Int = 1 << 20, memoryLimit: Int = .max) {
         self.limit = limit
+        self.memoryLimit = memoryLimit
+    }
+
+    func admit(_ head: ServerRequestHead) -> Bool { self.admitting.withLockedValue { $0 } }
+
+    func hold(_ bytes: Int) -> Bool {
+        self.held.withLockedValue { held in
+            guard held + bytes <= self.memoryLimit else { return false }
+            held += bytes
+            return true
+        }
+    }
+
+    func release(_ bytes: Int) {
+        self.held.withLockedValue { $0 -= bytes }
+    }
+
+    func overloaded(_ head: ServerRequestHead) -> ServerResponse {
+        ServerResponse(status: 503, headers: [HTTPHeaderField("retry-after", "1")], body: ByteBuffer(string: "busy"))
     }
 
     func bodyLimit(for head: ServerRequestHead) -> Int { self.limit }
@@ -23,6 +48,8 @@ final class RecordingHandler: RequestHandler {
 
     func handle(_ request: ServerRequest) async -> ServerResponse {
         self.requests.withLockedValue { $0.append(request) }
+        let held = self.held.withLockedValue { $0 }
+        self.heldDuringHandle.withLockedValue { $0.append(held) }
         return ServerResponse(status: 200, headers: [HTTPHeaderField("content-type", "text/plain")], body: ByteBuffer(string: "ok:\(request.body.readableBytes)"))
     }
 
@@ -151,6 +178,61 @@ struct HTTP1ConnectionTests {
         #expect(response.lowercased().contains("connection: close"))
         #expect(!channel.isActive)
         #expect(handler.requests.withLockedValue { $0.isEmpty })
+    }
+
+    @Test("a body is counted from its head (declared length) until its answer")
+    func bodyIsHeldUntilAnswered() throws {
+        let handler = RecordingHandler()
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"))
+        #expect(try written(channel).hasSuffix("ok:5"))
+        #expect(handler.heldDuringHandle.withLockedValue { $0 } == [5])
+        #expect(handler.held.withLockedValue { $0 } == 0)
+        // Chunked: counted as it arrives.
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"))
+        #expect(try written(channel).hasSuffix("ok:7"))
+        #expect(handler.heldDuringHandle.withLockedValue { $0 } == [5, 7])
+        #expect(handler.held.withLockedValue { $0 } == 0)
+    }
+
+    @Test("not admitted: 503 at once, the body is read and dropped, and the connection stays open")
+    func overloadedAtTheHead() throws {
+        let handler = RecordingHandler()
+        handler.admitting.withLockedValue { $0 = false }
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345"))
+        let refused = try written(channel)
+        #expect(refused.hasPrefix("HTTP/1.1 503"))
+        #expect(refused.lowercased().contains("retry-after: 1"))
+        #expect(!refused.lowercased().contains("connection: close"))
+        try channel.writeInbound(ByteBuffer(string: "67890"))
+        #expect(channel.isActive)
+        handler.admitting.withLockedValue { $0 = true }
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"))
+        #expect(try written(channel).hasSuffix("ok:2"))
+        #expect(handler.requests.withLockedValue { $0.count } == 1)
+        #expect(handler.held.withLockedValue { $0 } == 0)
+    }
+
+    @Test("past the memory count mid-body: 503, what was held is given back, the rest drained")
+    func overloadedMidBody() throws {
+        let handler = RecordingHandler(memoryLimit: 6)
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n"))
+        #expect(handler.held.withLockedValue { $0 } == 4)
+        try channel.writeInbound(ByteBuffer(string: "4\r\nefgh\r\n"))
+        #expect(try written(channel).hasPrefix("HTTP/1.1 503"))
+        #expect(handler.held.withLockedValue { $0 } == 0)
+        try channel.writeInbound(ByteBuffer(string: "4\r\nijkl\r\n0\r\n\r\n"))
+        #expect(channel.isActive)
+        #expect(handler.requests.withLockedValue { $0.isEmpty })
+        // A declared length past the count is refused before any of it is read.
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nContent-Length: 7\r\nConnection: close\r\n\r\n"))
+        let refused = try written(channel)
+        #expect(refused.hasPrefix("HTTP/1.1 503") && refused.lowercased().contains("connection: close"))
+        try channel.writeInbound(ByteBuffer(string: "1234567"))
+        #expect(!channel.isActive)
+        #expect(handler.held.withLockedValue { $0 } == 0)
     }
 
     @Test func chunkedBodyOverTheLimit() throws {
