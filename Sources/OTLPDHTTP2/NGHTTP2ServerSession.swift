@@ -389,7 +389,7 @@ final class NGHTTP2ServerSession {
     /// Counts a stream's body as `size` bytes (it is allocated up to that);
     /// false when the account is full.
     private func holdBody(_ stream: Stream, upTo size: Int) -> Bool {
-        guard let account = stream.account, size > stream.held else { return true }
+        guard size > stream.held, let account = stream.account else { return true }
         guard account.hold(size - stream.held) else { return false }
         stream.held = size
         return true

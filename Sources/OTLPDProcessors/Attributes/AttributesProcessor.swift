@@ -45,9 +45,18 @@ public final class AttributesProcessor: Processor {
         var lastMetric: WireBytes?
         var lastVerdict = false
 
+        let actions: AttributeActions
+        let include: MatchRules?
+        let exclude: MatchRules?
+        let hasRules: Bool
+
         init(configuration: AttributesProcessorConfiguration, scratch: RegexScratch) {
             self.configuration = configuration
             self.scratch = scratch
+            self.actions = configuration.actions
+            self.include = configuration.include
+            self.exclude = configuration.exclude
+            self.hasRules = configuration.include != nil || configuration.exclude != nil
         }
 
         func editResource(_ attributes: inout AttributeList, resource: ResourceContext) -> Bool {
@@ -55,12 +64,11 @@ public final class AttributesProcessor: Processor {
         }
 
         func editItem(_ attributes: inout AttributeList, context: ItemContext) {
-            guard self.selects(context, attributes) else { return }
-            self.configuration.actions.apply(to: &attributes, scratch: self.scratch)
+            if self.hasRules && !self.selects(context, attributes) { return }
+            self.actions.apply(to: &attributes, scratch: self.scratch)
         }
 
         func selects(_ context: ItemContext, _ attributes: AttributeList) -> Bool {
-            if self.configuration.include == nil && self.configuration.exclude == nil { return true }
             if let metric = context.metric {
                 if let last = self.lastMetric, last.isSameRange(as: metric) { return self.lastVerdict }
                 self.lastMetric = metric
@@ -71,8 +79,8 @@ public final class AttributesProcessor: Processor {
         }
 
         func decide(_ context: ItemContext, _ attributes: AttributeList) -> Bool {
-            if let include = self.configuration.include, !include.matches(context, attributes: attributes, scratch: self.scratch) { return false }
-            if let exclude = self.configuration.exclude, exclude.matches(context, attributes: attributes, scratch: self.scratch) { return false }
+            if let include = self.include, !include.matches(context, attributes: attributes, scratch: self.scratch) { return false }
+            if let exclude = self.exclude, exclude.matches(context, attributes: attributes, scratch: self.scratch) { return false }
             return true
         }
     }

@@ -5,7 +5,7 @@ import OTLPDWire
 /// One entry of an `actions:` (or the resource processor's `attributes:`)
 /// list, compiled at config load: keys and values already in wire form,
 /// patterns already compiled.
-struct AttributeAction: Sendable {
+final class AttributeAction: Sendable {
     enum Operation: String, Sendable, CaseIterable {
         case insert, update, upsert, delete, hash, extract, convert
     }
@@ -14,17 +14,43 @@ struct AttributeAction: Sendable {
         case int, double, string
     }
 
-    var operation: Operation
-    var key: WireText?
+    // A class: the list is walked for every span, and a reference is one
+    // retain where a struct of references would be one per field.
+    let operation: Operation
+    let key: WireText?
     /// `value`, as `AnyValue` content.
-    var value: WireText?
-    var fromAttribute: WireText?
+    let value: WireText?
+    let fromAttribute: WireText?
     /// `default_value`: used when `from_attribute` finds nothing.
-    var defaultValue: WireText?
-    var pattern: RegexPattern?
+    let defaultValue: WireText?
+    let pattern: RegexPattern?
     /// extract: the attribute each capture group 1...n writes.
-    var groupKeys: [WireText] = []
-    var convertedType: ConvertedType?
+    let groupKeys: [WireText]
+    let convertedType: ConvertedType?
+    // The same bytes as plain values (the texts above keep them alive), so
+    // the per-span loop reads them without reference counting.
+    let keyBytes: WireBytes?
+    let valueBytes: WireBytes?
+    let fromBytes: WireBytes?
+    let defaultBytes: WireBytes?
+
+    init(
+        operation: Operation, key: WireText?, value: WireText? = nil, fromAttribute: WireText? = nil, defaultValue: WireText? = nil,
+        pattern: RegexPattern? = nil, groupKeys: [WireText] = [], convertedType: ConvertedType? = nil
+    ) {
+        self.operation = operation
+        self.key = key
+        self.value = value
+        self.fromAttribute = fromAttribute
+        self.defaultValue = defaultValue
+        self.pattern = pattern
+        self.groupKeys = groupKeys
+        self.convertedType = convertedType
+        self.keyBytes = key?.bytes
+        self.valueBytes = value?.bytes
+        self.fromBytes = fromAttribute?.bytes
+        self.defaultBytes = defaultValue?.bytes
+    }
 }
 
 /// An ordered list of attribute actions with the Collector's semantics;
@@ -72,8 +98,7 @@ struct AttributeActions: Sendable {
             reader.error("action", "'\(operationText)' is not one of: \(Self.operationNames)")
             return nil
         }
-        var action = AttributeAction(operation: operation)
-        if let keyText, !keyText.isEmpty { action.key = WireText(keyText) }
+        let key = keyText.flatMap { $0.isEmpty ? nil : WireText($0) }
         let usesPattern = operation == .delete || operation == .hash || operation == .extract
         if patternText != nil && !usesPattern {
             reader.error("pattern", "'\(operation.rawValue)' does not use 'pattern' (delete, hash and extract do)")
@@ -89,23 +114,23 @@ struct AttributeActions: Sendable {
         }
         switch operation {
         case .insert, .update, .upsert:
-            if action.key == nil { reader.error("key", "'\(operation.rawValue)' needs the 'key' it sets") }
+            if key == nil { reader.error("key", "'\(operation.rawValue)' needs the 'key' it sets") }
             if value != nil && fromAttribute != nil {
                 reader.error("from_attribute", "give either 'value' or 'from_attribute', not both")
             }
             if value == nil && fromAttribute == nil && defaultValue == nil {
                 reader.error("action", "'\(operation.rawValue)' needs 'value', 'from_attribute' or 'default_value'")
             }
-            action.value = value.map { WireText($0.encoded) }
-            action.fromAttribute = fromAttribute.map { WireText($0) }
-            action.defaultValue = defaultValue.map { WireText($0.encoded) }
+            return AttributeAction(
+                operation: operation, key: key, value: value.map { WireText($0.encoded) }, fromAttribute: fromAttribute.map { WireText($0) },
+                defaultValue: defaultValue.map { WireText($0.encoded) })
         case .delete, .hash:
-            if action.key == nil && patternText == nil {
+            if key == nil && patternText == nil {
                 reader.error("key", "'\(operation.rawValue)' needs a 'key', a 'pattern' matching keys, or both")
             }
-            if let patternText { action.pattern = reader.compile(patternText, at: "pattern") }
+            return AttributeAction(operation: operation, key: key, pattern: patternText.flatMap { reader.compile($0, at: "pattern") })
         case .extract:
-            if action.key == nil { reader.error("key", "'extract' needs the 'key' whose value it reads") }
+            if key == nil { reader.error("key", "'extract' needs the 'key' whose value it reads") }
             guard let patternText else {
                 reader.error("pattern", "'extract' needs a 'pattern' with named groups, such as '^(?P<host>[^/]+)'")
                 return nil
@@ -116,10 +141,9 @@ struct AttributeActions: Sendable {
             } else if pattern.groupNames.contains(where: { $0 == nil }) {
                 reader.error("pattern", "every group of '\(patternText)' needs a name, as in (?P<name>...); write (?:...) for a group that only groups")
             }
-            action.pattern = pattern
-            action.groupKeys = pattern.groupNames.map { WireText($0 ?? "") }
+            return AttributeAction(operation: operation, key: key, pattern: pattern, groupKeys: pattern.groupNames.map { WireText($0 ?? "") })
         case .convert:
-            if action.key == nil { reader.error("key", "'convert' needs the 'key' it converts") }
+            if key == nil { reader.error("key", "'convert' needs the 'key' it converts") }
             guard let convertedText else {
                 reader.error("converted_type", "'convert' needs 'converted_type': int, double or string")
                 return nil
@@ -128,9 +152,8 @@ struct AttributeActions: Sendable {
                 reader.error("converted_type", "'\(convertedText)' is not one of: int, double, string")
                 return nil
             }
-            action.convertedType = converted
+            return AttributeAction(operation: operation, key: key, convertedType: converted)
         }
-        return action
     }
 
     static let operationNames = AttributeAction.Operation.allCases.map(\.rawValue).joined(separator: ", ")
@@ -141,20 +164,20 @@ struct AttributeActions: Sendable {
         for action in self.actions {
             switch action.operation {
             case .insert:
-                guard let key = action.key?.bytes, attributes.firstIndex(of: key) == nil,
+                guard let key = action.keyBytes, attributes.firstIndex(of: key) == nil,
                     let value = Self.source(action, attributes)
                 else { continue }
                 attributes.append(key: key, value: value)
             case .update:
-                guard let key = action.key?.bytes, let index = attributes.firstIndex(of: key),
+                guard let key = action.keyBytes, let index = attributes.firstIndex(of: key),
                     let value = Self.source(action, attributes)
                 else { continue }
                 attributes.setValue(at: index, to: value)
             case .upsert:
-                guard let key = action.key?.bytes, let value = Self.source(action, attributes) else { continue }
+                guard let key = action.keyBytes, let value = Self.source(action, attributes) else { continue }
                 attributes.put(key: key, value: value)
             case .delete:
-                if let key = action.key?.bytes, let index = attributes.firstIndex(of: key) {
+                if let key = action.keyBytes, let index = attributes.firstIndex(of: key) {
                     attributes.remove(at: index)
                 }
                 if let pattern = action.pattern {
@@ -165,7 +188,7 @@ struct AttributeActions: Sendable {
                     }
                 }
             case .hash:
-                if let key = action.key?.bytes, let index = attributes.firstIndex(of: key) {
+                if let key = action.keyBytes, let index = attributes.firstIndex(of: key) {
                     Self.hash(at: index, &attributes)
                 }
                 if let pattern = action.pattern {
@@ -174,7 +197,7 @@ struct AttributeActions: Sendable {
                     }
                 }
             case .extract:
-                guard let key = action.key?.bytes, let pattern = action.pattern, let index = attributes.firstIndex(of: key),
+                guard let key = action.keyBytes, let pattern = action.pattern, let index = attributes.firstIndex(of: key),
                     case .string(let text)? = attributes.value(at: index),
                     let captures = pattern.captures(text, scratch: scratch)
                 else { continue }
@@ -182,7 +205,7 @@ struct AttributeActions: Sendable {
                     attributes.put(key: group.bytes, value: AnyValueEncoding.string(capture, in: attributes.arena))
                 }
             case .convert:
-                guard let key = action.key?.bytes, let type = action.convertedType, let index = attributes.firstIndex(of: key),
+                guard let key = action.keyBytes, let type = action.convertedType, let index = attributes.firstIndex(of: key),
                     let value = attributes.value(at: index),
                     let converted = Self.convert(value, to: type, arena: attributes.arena)
                 else { continue }
@@ -194,11 +217,11 @@ struct AttributeActions: Sendable {
     /// `value`, else the `from_attribute`'s value, else `default_value`.
     @inline(__always)
     static func source(_ action: AttributeAction, _ attributes: AttributeList) -> WireBytes? {
-        if let value = action.value { return value.bytes }
-        if let from = action.fromAttribute, let index = attributes.firstIndex(of: from.bytes) {
+        if let value = action.valueBytes { return value }
+        if let from = action.fromBytes, let index = attributes.firstIndex(of: from) {
             return attributes.rawValue(at: index) ?? .empty
         }
-        return action.defaultValue?.bytes
+        return action.defaultBytes
     }
 
     /// The value's SHA-256 in hex, over the bytes the Collector hashes:

@@ -150,13 +150,9 @@ package enum AnyValueEncoding {
         return n + 1
     }
 
+    @inline(__always)
     static func varintCount(_ value: UInt64) -> Int {
-        var v = value
-        var n = 1
-        while v >= 0x80 {
-            v >>= 7
-            n += 1
-        }
-        return n
+        // Seven bits a byte: the bits in use, rounded up to sevens (at least one byte).
+        (64 - (value | 1).leadingZeroBitCount + 6) / 7
     }
 }

@@ -7,7 +7,8 @@ package struct AttributeList {
         package var key: WireBytes
         /// The `AnyValue` content; nil for a `KeyValue` without a value.
         package var value: WireBytes?
-        /// The original `KeyValue` bytes while the entry is unchanged.
+        /// The original field (tag, length and `KeyValue`) while the entry is
+        /// unchanged: written back as it is, neighbours in one copy.
         var original: WireBytes?
     }
 
@@ -27,26 +28,51 @@ package struct AttributeList {
     package var count: Int { self.entries.count }
     package var isChanged: Bool { self.rewritesOriginals || self.appendedCount > 0 }
 
+    /// Where the attribute fields were in the message (byte offsets), when
+    /// no other field came between them: a rewrite then replaces that range
+    /// and copies what is before and after it, with no second walk.
+    private(set) var region: Range<Int>?
+    private(set) var regionIsContiguous = true
+
     /// Reads the `KeyValue`s in field `field` of `message`.
     package mutating func load(field: UInt32, of message: WireReader) throws(WireError) {
         self.entries.removeAll(keepingCapacity: true)
         self.rewritesOriginals = false
         self.appendedCount = 0
+        self.region = nil
+        self.regionIsContiguous = true
+        let base = message.position
+        var regionStart = -1
+        var regionEnd = -1
+        var otherSinceLast = false
         var reader = message
         while !reader.isAtEnd {
+            let fieldStart = reader.position
             let (number, wireType) = try reader.readTag()
             guard number == field, wireType == 2 else {
                 try reader.skip(wireType: wireType, number: number)
+                otherSinceLast = regionStart >= 0
                 continue
             }
             let keyValue = try reader.readLengthDelimited().bytes
+            let fieldBytes = WireBytes(start: fieldStart, count: reader.position - fieldStart)
+            if regionStart < 0 {
+                regionStart = fieldStart - base
+            } else if otherSinceLast {
+                self.regionIsContiguous = false
+            }
+            regionEnd = reader.position - base
+            otherSinceLast = false
             let (key, value) = Self.split(keyValue)
-            self.entries.append(Entry(key: key, value: value, original: keyValue))
+            self.entries.append(Entry(key: key, value: value, original: fieldBytes))
         }
+        if regionStart >= 0 { self.region = regionStart..<regionEnd }
     }
 
     /// Starts an empty list (a message without attributes, or a test).
     package mutating func clear() {
+        self.region = nil
+        self.regionIsContiguous = true
         self.entries.removeAll(keepingCapacity: true)
         self.rewritesOriginals = false
         self.appendedCount = 0
@@ -141,16 +167,23 @@ package struct AttributeList {
     func encodedCount(field: UInt32, from start: Int = 0) -> Int {
         let tagCount = AnyValueEncoding.varintCount(UInt64(field) << 3 | 2)
         var total = 0
-        for entry in self.entries[start...] {
+        var index = start
+        while index < self.entries.count {
+            let entry = self.entries[index]
+            index += 1
+            if let original = entry.original {
+                total += original.count
+                continue
+            }
             let content = Self.keyValueCount(entry)
             total += tagCount + AnyValueEncoding.varintCount(UInt64(content)) + content
         }
         return total
     }
 
+    /// The size of a new or changed entry's `KeyValue`.
     @inline(__always)
     static func keyValueCount(_ entry: Entry) -> Int {
-        if let original = entry.original { return original.count }
         var count = 1 + AnyValueEncoding.varintCount(UInt64(entry.key.count)) + entry.key.count
         if let value = entry.value { count += 1 + AnyValueEncoding.varintCount(UInt64(value.count)) + value.count }
         return count
@@ -159,13 +192,22 @@ package struct AttributeList {
     /// Writes entries `start...` as field `field` of the message being written.
     func write(field: UInt32, from start: Int = 0, to sink: inout ByteSink) {
         let tag = UInt64(field) << 3 | 2
-        for entry in self.entries[start...] {
-            sink.appendVarint(tag)
+        var index = start
+        while index < self.entries.count {
+            let entry = self.entries[index]
+            index += 1
             if let original = entry.original {
-                sink.appendVarint(UInt64(original.count))
-                sink.append(original)
+                // Untouched neighbours were next to each other in the request: one copy for the run.
+                let runStart = original.start
+                var runEnd = original.start + original.count
+                while index < self.entries.count, let next = self.entries[index].original, next.start == runEnd {
+                    runEnd += next.count
+                    index += 1
+                }
+                sink.append(start: runStart, count: runEnd - runStart)
                 continue
             }
+            sink.appendVarint(tag)
             sink.appendVarint(UInt64(Self.keyValueCount(entry)))
             sink.append(0x0A)
             sink.appendVarint(UInt64(entry.key.count))

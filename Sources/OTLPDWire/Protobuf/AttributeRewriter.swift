@@ -12,11 +12,17 @@ package protocol AttributeEditor {
     func editItem(_ attributes: inout AttributeList, context: ItemContext)
 }
 
-/// A resource's attributes, for the rules that look at them.
-package struct ResourceContext {
+/// A resource's attributes, for the rules that look at them. A class: every
+/// item of the resource refers to it.
+package final class ResourceContext {
     package let attributes: AttributeList
     /// `service.name` when it is a string.
     package let serviceName: WireBytes?
+
+    init(attributes: AttributeList, serviceName: WireBytes?) {
+        self.attributes = attributes
+        self.serviceName = serviceName
+    }
 }
 
 /// Where an item sits and what it is, read lazily from its bytes.
@@ -89,49 +95,59 @@ package struct ItemContext {
 /// Rewrites the attributes of a validated request in one pass, without
 /// decoding it: everything an editor does not touch is copied as it is,
 /// and each changed message gets its new length.
-package struct AttributeRewriter: ~Copyable {
-    var sink: ByteSink
+package struct AttributeRewriter {
     var items = AttributeList(arena: ScratchArena(chunkSize: 4096))
     var resourceAttributes = AttributeList(arena: ScratchArena(chunkSize: 4096))
     var changed = false
 
-    init(capacity: Int) {
-        self.sink = ByteSink(capacity: capacity)
-    }
-
     /// The request with `editor`'s changes, or nil when it changed nothing.
     package static func rewrite(_ payload: ByteBuffer, signal: Signal, editor: some AttributeEditor) throws(WireError) -> ByteBuffer? {
-        var rewriter = AttributeRewriter(capacity: payload.readableBytes + payload.readableBytes / 8 + 256)
+        var rewriter = AttributeRewriter()
+        var output = ByteBuffer()
+        var failure: WireError?
+        // Written straight into the buffer that is handed on; a request that
+        // grows past the estimate is written again with twice the room.
+        ByteSink.write(into: &output, estimate: payload.readableBytes + payload.readableBytes / 8 + 256) { sink in
+            rewriter.changed = false
+            do throws(WireError) {
+                try rewriter.request(payload, signal: signal, editor: editor, to: &sink)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return rewriter.changed ? output : nil
+    }
+
+    mutating func request(_ payload: ByteBuffer, signal: Signal, editor: some AttributeEditor, to sink: inout ByteSink) throws(WireError) {
         try WireReader.withReader(payload) { (request: inout WireReader) throws(WireError) in
             while !request.isAtEnd {
                 let start = request.mark
                 let (number, wireType) = try request.readTag()
                 if number == 1 && wireType == 2 {
                     let resourceX = try request.readLengthDelimited()
-                    try rewriter.resourceX(resourceX, signal: signal, editor: editor)
+                    try self.resourceX(resourceX, signal: signal, editor: editor, to: &sink)
                 } else {
                     try request.skip(wireType: wireType, number: number)
-                    rewriter.copy(from: start, to: request)
+                    Self.copy(from: start, to: request, &sink)
                 }
             }
         }
-        guard rewriter.changed else { return nil }
-        return rewriter.sink.byteBuffer()
     }
 
-    mutating func copy(from start: WireReader.Mark, to reader: WireReader) {
-        self.sink.append(start: start.position, count: reader.position - start.position)
+    static func copy(from start: WireReader.Mark, to reader: WireReader, _ sink: inout ByteSink) {
+        sink.append(start: start.position, count: reader.position - start.position)
     }
 
     /// Writes a length-delimited field whose content is copied unchanged.
-    mutating func copyField(_ field: UInt32, _ content: WireReader) {
-        self.sink.appendVarint(UInt64(field) << 3 | 2)
-        self.sink.appendVarint(UInt64(content.remaining))
-        self.sink.append(content.bytes)
+    static func copyField(_ field: UInt32, _ content: WireReader, _ sink: inout ByteSink) {
+        sink.appendVarint(UInt64(field) << 3 | 2)
+        sink.appendVarint(UInt64(content.remaining))
+        sink.append(content.bytes)
     }
 
     /// ResourceSpans / ResourceLogs / ResourceMetrics: resource = 1, scope containers = 2.
-    mutating func resourceX(_ content: WireReader, signal: Signal, editor: some AttributeEditor) throws(WireError) {
+    mutating func resourceX(_ content: WireReader, signal: Signal, editor: some AttributeEditor, to sink: inout ByteSink) throws(WireError) {
         self.resourceAttributes.arena.reset()
         var resource: WireReader?
         var scan = content
@@ -155,8 +171,8 @@ package struct AttributeRewriter: ~Copyable {
                 if case .string(let name) = $0 { name } else { nil }
             } : serviceName)
 
-        self.sink.appendVarint(1 << 3 | 2)
-        let pending = self.sink.beginLength(expected: content.remaining)
+        sink.appendVarint(1 << 3 | 2)
+        let pending = sink.beginLength(expected: content.remaining)
         var reader = content
         while !reader.isAtEnd {
             let start = reader.mark
@@ -165,66 +181,66 @@ package struct AttributeRewriter: ~Copyable {
                 let message = try reader.readLengthDelimited()
                 if self.resourceAttributes.isChanged {
                     self.changed = true
-                    try Self.writeMessage(1, message, attributeField: 1, self.resourceAttributes, to: &self.sink)
+                    try Self.writeMessage(1, message, attributeField: 1, self.resourceAttributes, to: &sink)
                 } else {
-                    self.copyField(1, message)
+                    Self.copyField(1, message, &sink)
                 }
             } else if number == 2 && wireType == 2 && visitItems {
                 let scopeX = try reader.readLengthDelimited()
-                try self.scopeX(scopeX, signal: signal, resource: context, editor: editor)
+                try self.scopeX(scopeX, signal: signal, resource: context, editor: editor, to: &sink)
             } else {
                 try reader.skip(wireType: wireType, number: number)
-                self.copy(from: start, to: reader)
+                Self.copy(from: start, to: reader, &sink)
             }
         }
         if resource == nil && self.resourceAttributes.isChanged {
             // A resource that was not there but now has attributes.
             self.changed = true
-            self.sink.appendVarint(1 << 3 | 2)
-            self.sink.appendVarint(UInt64(self.resourceAttributes.encodedCount(field: 1)))
-            self.resourceAttributes.write(field: 1, to: &self.sink)
+            sink.appendVarint(1 << 3 | 2)
+            sink.appendVarint(UInt64(self.resourceAttributes.encodedCount(field: 1)))
+            self.resourceAttributes.write(field: 1, to: &sink)
         }
-        self.sink.endLength(pending)
+        sink.endLength(pending)
     }
 
     static let serviceNameKey = WireText("service.name")
 
     /// ScopeSpans / ScopeLogs / ScopeMetrics: scope = 1, items or metrics = 2.
-    mutating func scopeX(_ content: WireReader, signal: Signal, resource: ResourceContext, editor: some AttributeEditor) throws(WireError) {
+    mutating func scopeX(_ content: WireReader, signal: Signal, resource: ResourceContext, editor: some AttributeEditor, to sink: inout ByteSink) throws(WireError) {
         var scope: WireBytes?
         var scan = content
         while !scan.isAtEnd {
             let (number, wireType) = try scan.readTag()
             if number == 1 && wireType == 2 { scope = try scan.readLengthDelimited().bytes } else { try scan.skip(wireType: wireType, number: number) }
         }
-        self.sink.appendVarint(2 << 3 | 2)
-        let pending = self.sink.beginLength(expected: content.remaining)
+        sink.appendVarint(2 << 3 | 2)
+        let pending = sink.beginLength(expected: content.remaining)
         var reader = content
         while !reader.isAtEnd {
             let start = reader.mark
             let (number, wireType) = try reader.readTag()
             guard number == 2 && wireType == 2 else {
                 try reader.skip(wireType: wireType, number: number)
-                self.copy(from: start, to: reader)
+                Self.copy(from: start, to: reader, &sink)
                 continue
             }
             let child = try reader.readLengthDelimited()
             switch signal {
             case .traces:
-                try self.item(2, child, kind: .span, attributeField: 9, resource: resource, scope: scope, metric: nil, editor: editor)
+                try self.item(2, child, kind: .span, attributeField: 9, resource: resource, scope: scope, metric: nil, editor: editor, to: &sink)
             case .logs:
-                try self.item(2, child, kind: .logRecord, attributeField: 6, resource: resource, scope: scope, metric: nil, editor: editor)
+                try self.item(2, child, kind: .logRecord, attributeField: 6, resource: resource, scope: scope, metric: nil, editor: editor, to: &sink)
             case .metrics:
-                try self.metric(child, resource: resource, scope: scope, editor: editor)
+                try self.metric(child, resource: resource, scope: scope, editor: editor, to: &sink)
             }
         }
-        self.sink.endLength(pending)
+        sink.endLength(pending)
     }
 
     /// Metric: gauge = 5, sum = 7, histogram = 9, exponential_histogram = 10, summary = 11.
-    mutating func metric(_ content: WireReader, resource: ResourceContext, scope: WireBytes?, editor: some AttributeEditor) throws(WireError) {
-        self.sink.appendVarint(2 << 3 | 2)
-        let pending = self.sink.beginLength(expected: content.remaining)
+    mutating func metric(_ content: WireReader, resource: ResourceContext, scope: WireBytes?, editor: some AttributeEditor, to sink: inout ByteSink) throws(WireError) {
+        sink.appendVarint(2 << 3 | 2)
+        let pending = sink.beginLength(expected: content.remaining)
         let metric = content.bytes
         var reader = content
         while !reader.isAtEnd {
@@ -240,13 +256,13 @@ package struct AttributeRewriter: ~Copyable {
                 }
             guard let point, wireType == 2 else {
                 try reader.skip(wireType: wireType, number: number)
-                self.copy(from: start, to: reader)
+                Self.copy(from: start, to: reader, &sink)
                 continue
             }
             // Gauge / Sum / Histogram / ExponentialHistogram / Summary: data_points = 1.
             var data = try reader.readLengthDelimited()
-            self.sink.appendVarint(UInt64(number) << 3 | 2)
-            let dataPending = self.sink.beginLength(expected: data.remaining)
+            sink.appendVarint(UInt64(number) << 3 | 2)
+            let dataPending = sink.beginLength(expected: data.remaining)
             while !data.isAtEnd {
                 let fieldStart = data.mark
                 let (field, type) = try data.readTag()
@@ -254,31 +270,31 @@ package struct AttributeRewriter: ~Copyable {
                     let dataPoint = try data.readLengthDelimited()
                     try self.item(
                         1, dataPoint, kind: point.kind, attributeField: point.attributeField, resource: resource, scope: scope, metric: metric,
-                        editor: editor)
+                        editor: editor, to: &sink)
                 } else {
                     try data.skip(wireType: type, number: field)
-                    self.copy(from: fieldStart, to: data)
+                    Self.copy(from: fieldStart, to: data, &sink)
                 }
             }
-            self.sink.endLength(dataPending)
+            sink.endLength(dataPending)
         }
-        self.sink.endLength(pending)
+        sink.endLength(pending)
     }
 
     /// A span, log record or data point, written as field `field`.
     @inline(__always)
     mutating func item(
         _ field: UInt32, _ content: WireReader, kind: ItemContext.Kind, attributeField: UInt32, resource: ResourceContext, scope: WireBytes?,
-        metric: WireBytes?, editor: some AttributeEditor
+        metric: WireBytes?, editor: some AttributeEditor, to sink: inout ByteSink
     ) throws(WireError) {
         try self.items.load(field: attributeField, of: content)
         editor.editItem(&self.items, context: ItemContext(kind: kind, resource: resource, scope: scope, metric: metric, item: content.bytes))
         if self.items.isChanged {
             self.changed = true
-            try Self.writeMessage(field, content, attributeField: attributeField, self.items, to: &self.sink)
+            try Self.writeMessage(field, content, attributeField: attributeField, self.items, to: &sink)
             self.items.arena.reset()
         } else {
-            self.copyField(field, content)
+            Self.copyField(field, content, &sink)
         }
     }
 
@@ -294,6 +310,15 @@ package struct AttributeRewriter: ~Copyable {
             sink.appendVarint(UInt64(message.remaining + attributes.encodedCount(field: attributeField, from: firstAdded)))
             sink.append(message.bytes)
             attributes.write(field: attributeField, from: firstAdded, to: &sink)
+            return
+        }
+        if let region = attributes.region, attributes.regionIsContiguous {
+            // Before the attributes, the new attributes, after them.
+            let bytes = message.bytes
+            sink.appendVarint(UInt64(bytes.count - region.count + attributes.encodedCount(field: attributeField)))
+            sink.append(bytes.slice(0..<region.lowerBound))
+            attributes.write(field: attributeField, to: &sink)
+            sink.append(bytes.slice(region.upperBound..<bytes.count))
             return
         }
         let pending = sink.beginLength(expected: message.remaining)

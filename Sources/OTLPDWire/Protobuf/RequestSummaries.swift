@@ -101,19 +101,39 @@ package enum RequestSummaries {
 
     /// A 64-bit digest of a span's trace and span ids (0 when it has neither).
     static func fingerprint(_ span: WireReader) -> UInt64 {
+        // SDKs write trace_id (field 1, 16 bytes) and span_id (field 2, 8 bytes)
+        // first: then they are read in place, with no walk.
+        let p = span.position
+        if span.remaining >= 28, p[0] == 0x0A, p[1] == 16, p[18] == 0x12, p[19] == 8 {
+            return Self.fingerprint(trace: WireBytes(start: p + 2, count: 16), span: WireBytes(start: p + 20, count: 8))
+        }
         var reader = span
-        var hash: UInt64 = 0
-        var found = 0
-        while !reader.isAtEnd && found < 2 {
+        var traceID: WireBytes?
+        var spanID: WireBytes?
+        while !reader.isAtEnd {
             guard let (number, wireType) = try? reader.readTag() else { return 0 }
             if (number == 1 || number == 2) && wireType == 2, let id = try? reader.readLengthDelimited() {
-                hash = Self.mix(hash ^ Self.fold(id.bytes, seed: UInt64(number)))
-                found += 1
+                if number == 1 { traceID = id.bytes } else { spanID = id.bytes }
             } else if (try? reader.skip(wireType: wireType, number: number)) == nil {
                 return 0
             }
         }
-        return found == 0 ? 0 : (hash == 0 ? 1 : hash)
+        if traceID == nil && spanID == nil { return 0 }
+        return Self.fingerprint(trace: traceID ?? .empty, span: spanID ?? .empty)
+    }
+
+    /// The same digest for the same ids, however the span was laid out.
+    @inline(__always)
+    static func fingerprint(trace: WireBytes, span: WireBytes) -> UInt64 {
+        let hash: UInt64
+        if trace.count == 16 && span.count == 8 {
+            let t = UnsafeRawPointer(trace.start)
+            let s = UnsafeRawPointer(span.start)
+            hash = Self.mix(t.loadUnaligned(as: UInt64.self) ^ Self.mix(t.loadUnaligned(fromByteOffset: 8, as: UInt64.self) ^ Self.mix(s.loadUnaligned(as: UInt64.self))))
+        } else {
+            hash = Self.mix(Self.fold(trace, seed: 1) ^ Self.fold(span, seed: 2))
+        }
+        return hash == 0 ? 1 : hash
     }
 
     /// Mixes an id, eight bytes at a time, into a word.

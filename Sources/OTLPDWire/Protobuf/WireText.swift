@@ -55,3 +55,7 @@ extension WireBytes {
         self.start == other.start && self.count == other.count
     }
 }
+
+// A read-only view: what it points into (a received request, a `WireText`)
+// is never written, so sharing the view is safe while that is alive.
+extension WireBytes: @unchecked Sendable {}
