@@ -16,7 +16,9 @@ generate() {
   mkdir -p "$out/include" "$out/generated"
   (cd "$tmp" && find . -name '*.pb-c.h' | while read -r f; do mkdir -p "$out/include/$(dirname "$f")"; mv "$f" "$out/include/$f"; done)
   (cd "$tmp" && find . -name '*.pb-c.c' | while read -r f; do mkdir -p "$out/generated/$(dirname "$f")"; mv "$f" "$out/generated/$f"; done)
-  protoc-c --version | head -1 > "$out/generated/protoc-c-version.txt"
+  # sed reads to the end: head would close the pipe early and, under pipefail,
+  # a second version line written after that fails the script with SIGPIPE.
+  protoc-c --version | sed -n 1p > "$out/generated/protoc-c-version.txt"
   # SwiftPM takes no umbrella header beside subfolders: list every header.
   { echo 'module COTLPProto {'
     echo '  header "otlp_descriptors.h"'
