@@ -34,7 +34,8 @@ package indirect enum AnyValueLiteral: Sendable, Equatable {
             Self.appendVarint(UInt64(bitPattern: value), to: &out)
         case .double(let value):
             out.append(0x21)
-            withUnsafeBytes(of: value.bitPattern.littleEndian) { out += $0 }
+            let bits = value.bitPattern
+            for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
         case .array(let values):
             var list: [UInt8] = []
             for value in values { Self.appendField(1, value.encoded, to: &list) }
