@@ -20,7 +20,7 @@ public final class Collector: Service {
     }
 
     public func run() async throws {
-        let telemetry = SelfTelemetry()
+        let telemetry = SelfTelemetry(serviceVersion: OTLPDVersion.number)
         let services = ServiceRegistry(logger: self.logger)
         var server: TelemetryServer?
         if let endpoint = self.configuration.telemetry.metricsEndpoint {
@@ -51,8 +51,22 @@ public final class Collector: Service {
         // Returns when a shutdown signal arrives.
         try? await gracefulShutdown()
         self.logger.info("shutting down", metadata: ["timeout": "\(ConfigUnits.format(self.configuration.shutdownTimeout))"])
-        _ = await graph.shutdown(timeout: self.configuration.shutdownTimeout)
+        let completed = await graph.shutdown(timeout: self.configuration.shutdownTimeout)
         await server?.stop()
+        guard completed else {
+            // Exit 1 so a supervisor sees that the stop was cut short; what was
+            // acknowledged had been written, what was not is the clients' to retry.
+            throw ShutdownTimeoutError(timeout: self.configuration.shutdownTimeout)
+        }
         self.logger.info("stopped")
+    }
+}
+
+/// The stop took longer than `shutdown_timeout`: some stage had not finished.
+public struct ShutdownTimeoutError: Error, CustomStringConvertible {
+    public var timeout: Duration
+
+    public var description: String {
+        "shutdown_timeout (\(ConfigUnits.format(self.timeout))) reached before every stage finished"
     }
 }

@@ -174,8 +174,10 @@ class Otlpd:
     """One otlpd process. stdout and stderr go to files in its work dir."""
 
     def __init__(self, binary: str, workdir: Path, args: list[str], env: dict | None = None,
-                 cwd: Path | None = None, name: str = "otlpd"):
+                 cwd: Path | None = None, name: str = "otlpd", stdout_pipe: bool = False):
         self.binary = binary
+        # A pipe nobody reads: once its 64 KiB are full, writes to stdout block.
+        self.stdout_pipe = stdout_pipe
         self.dir = workdir
         self.args = args
         self.env = env
@@ -199,7 +201,8 @@ class Otlpd:
         self._out = open(self.stdout_path, "ab")
         self._err = open(self.stderr_path, "ab")
         self._stderr_offset = self.stderr_path.stat().st_size
-        self.proc = subprocess.Popen([self.binary, *self.args], stdout=self._out, stderr=self._err,
+        stdout = subprocess.PIPE if self.stdout_pipe else self._out
+        self.proc = subprocess.Popen([self.binary, *self.args], stdout=stdout, stderr=self._err,
                                      stdin=subprocess.DEVNULL, cwd=str(self.cwd), env=env)
         if wait_ready:
             self.wait_ready()
@@ -242,6 +245,8 @@ class Otlpd:
         finally:
             self._out.close()
             self._err.close()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
         return self.returncode
 
     def ensure_stopped(self) -> None:
@@ -318,7 +323,7 @@ class OtlpdFactory:
 
     def start(self, config: dict | str | None = None, *, configs: list | None = None, args: Iterable[str] = (),
               env: dict | None = None, cwd: Path | None = None, wait_ready: bool = True,
-              workdir: Path | None = None) -> Otlpd:
+              workdir: Path | None = None, stdout_pipe: bool = False) -> Otlpd:
         workdir = workdir or self.base
         index = next(self._count)
         argv: list[str] = []
@@ -326,7 +331,7 @@ class OtlpdFactory:
             path = c if isinstance(c, Path) else self.write_config(c, f"config-{index}-{i}.yaml", workdir)
             argv += ["--config", str(path)]
         argv += list(args)
-        daemon = Otlpd(self.binary, workdir, argv, env=env, cwd=cwd, name=f"otlpd-{index}")
+        daemon = Otlpd(self.binary, workdir, argv, env=env, cwd=cwd, name=f"otlpd-{index}", stdout_pipe=stdout_pipe)
         self.started.append(daemon)
         return daemon.start(wait_ready=wait_ready)
 

@@ -117,3 +117,32 @@ def test_stop_accepting_after_sigterm(otlpd, tmp_path):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
     lines = [line.message for line in daemon.log_lines()]
     assert lines[-1] == "stopped" or any("stopped" in m for m in lines[-3:]), lines[-5:]
+
+
+def test_a_stuck_exporter_does_not_outlive_shutdown_timeout(otlpd, tmp_path):
+    """A debug exporter whose stdout nobody reads blocks on its write; SIGTERM still ends
+    otlpd at shutdown_timeout, with exit code 1 and a line that says why. The request
+    whose write never finished is not acknowledged."""
+    config = base_config(tmp_path, exporters={"debug": {"verbosity": "detailed"}}, signals=["traces"],
+                         shutdown_timeout="2s")
+    daemon = otlpd.start(config, stdout_pipe=True)
+    channel = grpc.insecure_channel(daemon.grpc_target)
+    method = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                 request_serializer=lambda m: m.SerializeToString(),
+                                 response_deserializer=lambda b: b)
+    # Detailed lines of 2000 spans are far more than the pipe's 64 KiB.
+    future = method.future(trace_request("stuck", 2000), timeout=30)
+    time.sleep(1.0)
+    assert not future.done(), "the request waits for its blocked write"
+    stopped_at = time.monotonic()
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        returncode = daemon.proc.wait(timeout=10)
+    finally:
+        channel.close()
+    took = time.monotonic() - stopped_at
+    assert took < 2.0 + 1.5, f"exited {took:.1f}s after SIGTERM with shutdown_timeout 2s"
+    assert returncode == 1, daemon.stderr()
+    assert "shutdown_timeout" in daemon.stderr(), daemon.stderr()
+    with pytest.raises(grpc.RpcError):
+        future.result(timeout=5)

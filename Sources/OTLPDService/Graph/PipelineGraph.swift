@@ -149,21 +149,24 @@ public final class PipelineGraph: Sendable {
         return completed
     }
 
-    /// Runs `work`; false if `deadline` comes first (the work is left running, the process is exiting).
+    /// Runs `work`; false if `deadline` comes first. The work is not
+    /// awaited past the deadline (a task group would wait for it): a stage
+    /// stuck on a blocked write must not keep the process from exiting.
     private static func withDeadline(_ deadline: ContinuousClock.Instant, _ work: @escaping @Sendable () async -> Void) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await work()
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(until: deadline)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+        let (outcomes, continuation) = AsyncStream.makeStream(of: Bool.self, bufferingPolicy: .bufferingNewest(1))
+        let worker = Task {
+            await work()
+            continuation.yield(true)
         }
+        let timer = Task {
+            try? await Task.sleep(until: deadline)
+            continuation.yield(false)
+        }
+        var iterator = outcomes.makeAsyncIterator()
+        let completed = await iterator.next() ?? false
+        timer.cancel()
+        _ = worker  // left running past the deadline: the process is about to exit
+        return completed
     }
 
     private static func ordered(_ ids: [ComponentID]) -> [ComponentID] {
