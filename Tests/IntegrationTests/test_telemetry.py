@@ -9,7 +9,7 @@ import socket
 import grpc
 import requests
 
-from otlpd_harness import (base_config, grpc_export, logs_request, metrics_request, run_otlpd, trace_request,
+from otlpd_harness import (base_config, grpc_export, logs_request, metrics_request, run_otlpd, to_yaml, trace_request,
                            wait_until)
 
 METRIC_LINE = re.compile(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$')
@@ -71,6 +71,13 @@ def test_metrics_count_what_was_sent(otlpd, tmp_path):
     assert value(samples, "otelcol_processor_outgoing_items_total", processor="batch", otel_signal="traces") == 17
     # The batch processor's send-size histogram saw every span.
     assert value(samples, "otelcol_processor_batch_batch_send_size_sum", processor="batch") == 17 + 3 + 6
+    # Every series carries the process's resource, as the Collector's own metrics do.
+    version = run_otlpd(d.binary, "version").stdout.split()[1]
+    for _, labels in samples:
+        labels = dict(labels)
+        assert labels.get("service_name") == '"otlpd"' and labels.get("service_version") == f'"{version}"', labels
+        assert re.fullmatch(r'"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"',
+                            labels.get("service_instance_id", "")), labels
 
 
 def test_readers_form_serves_on_its_port(otlpd, tmp_path):
@@ -137,20 +144,33 @@ def test_services_and_status_after_two_services_and_a_duplicate(otlpd, otlpd_bin
     as_json = run_otlpd(otlpd_binary, "status", "--json", "--endpoint", f"127.0.0.1:{d.telemetry_port}")
     assert json.loads(as_json.stdout)["services"]
 
+    # Given the daemon's config instead, status asks the address that config names.
+    config = base_config(tmp_path)
+    config["service"]["telemetry"]["metrics"]["address"] = f"127.0.0.1:{d.telemetry_port}"
+    config_path = tmp_path / "running.yaml"
+    config_path.write_text(to_yaml(config) + "\n")
+    from_config = run_otlpd(otlpd_binary, "status", "--config", str(config_path))
+    assert from_config.returncode == 0, from_config.stderr
+    assert [line.split()[:4] for line in from_config.stdout.splitlines()] == [line.split()[:4] for line in lines]
+
 
 def test_errors_returned_to_a_service_are_counted(otlpd, tmp_path):
     # Every write to /dev/full fails with "no space": a retryable error the client sees as 503.
     config = base_config(tmp_path, exporters={"file": {"path": "/dev/full", "rotation": {"max_megabytes": 0}}}, signals=["traces"])
     d = otlpd.start(config)
-    response = requests.post(d.http_url(), data=trace_request("checkout", 2).SerializeToString(),
-                             headers={"content-type": "application/x-protobuf"}, timeout=10)
-    assert response.status_code == 503
-    assert response.headers.get("retry-after")
+    body = trace_request("checkout", 2).SerializeToString()
+    # The client retries the refused request as it should: the retry is not a duplicating SDK.
+    for _ in range(2):
+        response = requests.post(d.http_url(), data=body, headers={"content-type": "application/x-protobuf"}, timeout=10)
+        assert response.status_code == 503
+        assert response.headers.get("retry-after")
     services = {s["name"]: s for s in requests.get(d.telemetry_url("/services"), timeout=5).json()["services"]}
-    assert services["checkout"]["errors"] == 1
+    assert services["checkout"]["errors"] == 2
+    assert services["checkout"]["duplicateSpans"] == 0, "spans of a refused request are not remembered"
+    assert d.logs_matching("initialised twice") == [] and d.logs_matching("duplicate") == []
     samples = scrape(d)
-    assert value(samples, "otelcol_receiver_refused_spans_total", transport="http") == 2
-    assert value(samples, "otelcol_exporter_send_failed_spans_total", exporter="file") == 2
+    assert value(samples, "otelcol_receiver_refused_spans_total", transport="http") == 4
+    assert value(samples, "otelcol_exporter_send_failed_spans_total", exporter="file") == 4
 
 
 def test_status_without_a_daemon_says_where_it_looked(otlpd_binary):

@@ -311,25 +311,33 @@ package final class OTLPRequestHandler: RequestHandler {
         extraBytes: Int
     ) async throws(ConsumeError) {
         let counters = ingest == .grpc ? self.grpcCounters : self.httpCounters
+        let wrongPort = (ingest == .grpc) != (head.client.role == .grpc)
         guard self.memory.hold(extraBytes) else {
             counters.refused.add(items, for: signal)
+            self.observeRefusal(payload, signal: signal, via: ingest, wrongPort: wrongPort)
             throw .retryable(Self.overloadedMessage, after: self.memory.retryAfter)
         }
         defer { self.memory.release(extraBytes) }
-        let wrongPort = (ingest == .grpc) != (head.client.role == .grpc)
-        var resources: [ResourceObservation] = []
-        if let observer = self.observer {
-            resources = Self.observe(payload, signal: signal, observer: observer)
-        }
         do throws(ConsumeError) {
             try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: items))
         } catch {
             (error.isRetryable ? counters.refused : counters.failed).add(items, for: signal)
-            self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: resources)
+            self.observeRefusal(payload, signal: signal, via: ingest, wrongPort: wrongPort)
             throw error
         }
         counters.accepted.add(items, for: signal)
-        self.observer?.accepted(signal: signal, via: ingest, wrongPort: wrongPort, resources: resources)
+        // Span fingerprints are recorded only once the data is kept, so a
+        // client retrying a refused request is not taken for a duplicating SDK.
+        if let observer = self.observer {
+            let resources = Self.observe(payload, signal: signal, observer: observer)
+            observer.accepted(signal: signal, via: ingest, wrongPort: wrongPort, resources: resources)
+        }
+    }
+
+    private func observeRefusal(_ payload: ByteBuffer, signal: Signal, via ingest: IngestProtocol, wrongPort: Bool) {
+        guard let observer = self.observer else { return }
+        let resources = RequestSummaries.summarize(payload, signal: signal)
+        observer.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: resources)
     }
 
     /// Who sent the request, and (for spans) how many of its spans were seen before.
