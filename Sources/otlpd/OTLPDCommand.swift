@@ -142,16 +142,31 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Print what the running daemon has received, per service (one service per line).")
 
-    @Option(help: "Where the daemon serves its self-telemetry (service.telemetry.metrics).")
-    var endpoint = "localhost:8888"
+    @Option(help: "Where the daemon serves its self-telemetry (service.telemetry.metrics); default: the --config's, else localhost:8888.")
+    var endpoint: String?
+
+    @OptionGroup var options: ConfigOptions
 
     @Flag(help: "Print the JSON of /services instead of the table.")
     var json = false
 
     func run() async throws {
-        guard let endpoint = Endpoint(parsing: self.endpoint) else {
-            FileHandleOutput.standardError("otlpd status: '\(self.endpoint)' is not host:port\n")
-            throw ExitCode(2)
+        let endpoint: Endpoint
+        if let text = self.endpoint {
+            guard let parsed = Endpoint(parsing: text) else {
+                FileHandleOutput.standardError("otlpd status: '\(text)' is not host:port\n")
+                throw ExitCode(2)
+            }
+            endpoint = parsed
+        } else if !self.options.files.isEmpty || !self.options.sets.isEmpty {
+            // The daemon's own config says where it serves.
+            guard let configured = try self.options.load().1.telemetry.metricsEndpoint else {
+                FileHandleOutput.standardError("otlpd status: that config turns self-telemetry off (service.telemetry.metrics)\n")
+                throw ExitCode(1)
+            }
+            endpoint = configured
+        } else {
+            endpoint = Endpoint(host: "localhost", port: 8888)
         }
         do {
             let response = try await HTTPGet.fetch(host: endpoint.host, port: endpoint.port, path: self.json ? "/services" : "/services?format=text")

@@ -44,6 +44,19 @@ struct HealthCheckTests {
         await health.shutdown()
     }
 
+    @Test("uptime is written as Go writes a duration, as the Collector's body has it")
+    func uptimeFormat() {
+        let cases: [(Duration, String)] = [
+            (.zero, "0s"), (.nanoseconds(999), "999ns"), (.nanoseconds(1_500), "1.5µs"), (.nanoseconds(123_456_789), "123.456789ms"),
+            (.seconds(1), "1s"), (.milliseconds(3_500), "3.5s"), (.seconds(60), "1m0s"), (.nanoseconds(61_000_000_001), "1m1.000000001s"),
+            (.seconds(3_600), "1h0m0s"), (.seconds(26 * 3_600 + 3 * 60 + 4), "26h3m4s"),
+        ]
+        for (duration, text) in cases {
+            let formatted = GoDuration.format(duration)
+            #expect(formatted == text)
+        }
+    }
+
     @Test("a path must start with /")
     func badPath() {
         let diagnostics = ConfigDiagnostics()

@@ -6,22 +6,46 @@ import Prometheus
 /// endpoint adds), so dashboards built for the Collector work.
 public final class SelfTelemetry: Sendable {
     public let registry = PrometheusCollectorRegistry()
+    /// On every series, as the Collector labels its own metrics with its resource.
+    let resourceLabels: [(String, String)]
 
-    public init() {}
+    public init(serviceVersion: String = "", serviceInstanceID: String = SelfTelemetry.randomInstanceID()) {
+        self.resourceLabels = [("service_instance_id", serviceInstanceID), ("service_name", "otlpd"), ("service_version", serviceVersion)]
+    }
+
+    /// A random (version 4) UUID, as the Collector makes its `service.instance.id`.
+    public static func randomInstanceID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        let hex = bytes.map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }
+        return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")
+    }
+
+    /// A component's labels with the resource labels, in name order as the Collector writes them.
+    func labels(_ own: [(String, String)]) -> [(String, String)] {
+        (own + self.resourceLabels).sorted { $0.0 < $1.0 }
+    }
+
+    /// A gauge of its own.
+    public func gauge(_ name: String, labels: [(String, String)] = []) -> Gauge {
+        self.registry.makeGauge(name: name, labels: self.labels(labels))
+    }
 
     /// The counters of one receiver and transport (`grpc` or `http`).
     public func receiver(_ id: ComponentID, transport: String) -> ReceiverCounters {
-        ReceiverCounters(registry: self.registry, labels: [("receiver", id.description), ("transport", transport)])
+        ReceiverCounters(registry: self.registry, labels: self.labels([("receiver", id.description), ("transport", transport)]))
     }
 
     /// The counters of one exporter.
     public func exporter(_ id: ComponentID) -> ExporterCounters {
-        ExporterCounters(registry: self.registry, labels: [("exporter", id.description)])
+        ExporterCounters(registry: self.registry, labels: self.labels([("exporter", id.description)]))
     }
 
     /// Items in and out of one processor, per signal (`otel_signal`).
     public func processor(_ id: ComponentID, signal: Signal) -> ProcessorCounters {
-        let labels = [("processor", id.description), ("otel_signal", signal.rawValue)]
+        let labels = self.labels([("processor", id.description), ("otel_signal", signal.rawValue)])
         return ProcessorCounters(
             incoming: TelemetryCounter(counter: self.registry.makeCounter(name: "otelcol_processor_incoming_items_total", labels: labels)),
             outgoing: TelemetryCounter(counter: self.registry.makeCounter(name: "otelcol_processor_outgoing_items_total", labels: labels)))
@@ -29,12 +53,12 @@ public final class SelfTelemetry: Sendable {
 
     /// A counter of its own (`name` ends in `_total`).
     public func counter(_ name: String, labels: [(String, String)]) -> TelemetryCounter {
-        TelemetryCounter(counter: self.registry.makeCounter(name: name, labels: labels))
+        TelemetryCounter(counter: self.registry.makeCounter(name: name, labels: self.labels(labels)))
     }
 
     /// A histogram of values.
     public func histogram(_ name: String, labels: [(String, String)], buckets: [Double]) -> TelemetryHistogram {
-        TelemetryHistogram(histogram: self.registry.makeValueHistogram(name: name, labels: labels, buckets: buckets))
+        TelemetryHistogram(histogram: self.registry.makeValueHistogram(name: name, labels: self.labels(labels), buckets: buckets))
     }
 
     /// The Prometheus text of every metric.

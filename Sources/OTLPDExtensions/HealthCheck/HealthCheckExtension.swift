@@ -100,24 +100,44 @@ final class HealthCheckHandler: RequestHandler {
         case .ready(let since):
             status = 200
             let uptime = Duration.nanoseconds(Timestamp.nowNanoseconds() - since)
-            body = "{\"status\":\"Server available\",\"upSince\":\"\(Timestamp.iso8601(nanoseconds: since))\",\"uptime\":\"\(Self.format(uptime))\"}"
+            body = "{\"status\":\"Server available\",\"upSince\":\"\(Timestamp.iso8601(nanoseconds: since))\",\"uptime\":\"\(GoDuration.format(uptime))\"}"
         case .starting, .stopping:
             status = 503
             body = "{\"status\":\"Server not available\",\"upSince\":\"0001-01-01T00:00:00Z\",\"uptime\":\"\"}"
         }
         return ServerResponse(status: status, headers: [HTTPHeaderField("content-type", "application/json")], body: ByteBuffer(string: body))
     }
+}
 
-    /// Go's duration notation, as the Collector prints uptime: `1m3.5s`.
-    static func format(_ duration: Duration) -> String {
-        let milliseconds = duration.nanosecondsValue / 1_000_000
-        let hours = milliseconds / 3_600_000
-        let minutes = milliseconds / 60_000 % 60
-        let seconds = Double(milliseconds % 60_000) / 1000
-        var text = ""
-        if hours > 0 { text += "\(hours)h" }
-        if hours > 0 || minutes > 0 { text += "\(minutes)m" }
-        return text + "\(seconds)s"
+/// Go's notation for durations, which the Collector's JSON bodies use.
+package enum GoDuration {
+    /// Go's `Duration.String()`, as the Collector prints uptime:
+    /// `1h2m3.5s`, `1m0s`, `123.456789ms`, `0s`.
+    package static func format(_ duration: Duration) -> String {
+        let nanoseconds = max(0, duration.nanosecondsValue)
+        switch nanoseconds {
+        case 0: return "0s"
+        case ..<1_000: return "\(nanoseconds)ns"
+        case ..<1_000_000: return Self.fraction(nanoseconds, digits: 3) + "µs"
+        case ..<1_000_000_000: return Self.fraction(nanoseconds, digits: 6) + "ms"
+        default:
+            let seconds = nanoseconds / 1_000_000_000
+            let text = Self.fraction(seconds % 60 * 1_000_000_000 + nanoseconds % 1_000_000_000, digits: 9) + "s"
+            let minutes = seconds / 60
+            guard minutes > 0 else { return text }
+            guard minutes >= 60 else { return "\(minutes)m" + text }
+            return "\(minutes / 60)h\(minutes % 60)m" + text
+        }
+    }
+
+    /// `value / 10^digits` with its fraction, trailing zeros dropped.
+    private static func fraction(_ value: Int64, digits: Int) -> String {
+        var scale: Int64 = 1
+        for _ in 0..<digits { scale *= 10 }
+        var fraction = String(value % scale)
+        fraction = String(repeating: "0", count: digits - fraction.count) + fraction
+        while fraction.last == "0" { fraction.removeLast() }
+        return fraction.isEmpty ? "\(value / scale)" : "\(value / scale).\(fraction)"
     }
 }
 

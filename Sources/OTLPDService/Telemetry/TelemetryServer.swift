@@ -51,8 +51,8 @@ final class TelemetryRequestHandler: RequestHandler {
         self.services = services
         self.memory = memory
         self.logger = logger
-        self.residentBytes = telemetry.registry.makeGauge(name: "otelcol_process_memory_rss_bytes")
-        self.heldBytes = telemetry.registry.makeGauge(name: "otlpd_memory_held_bytes")
+        self.residentBytes = telemetry.gauge("otelcol_process_memory_rss_bytes")
+        self.heldBytes = telemetry.gauge("otlpd_memory_held_bytes")
     }
 
     func bodyLimit(for head: ServerRequestHead) -> Int { 4096 }
