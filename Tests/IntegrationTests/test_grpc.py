@@ -5,7 +5,8 @@ import concurrent.futures
 import grpc
 import pytest
 
-from otlpd_harness import (GRPC_PATHS, RESPONSE_TYPES, base_config, grpc_export, grpc_raw_call, logs_request,
+from otlpd_harness import (GRPC_PATHS, RESPONSE_TYPES, base_config, curl, grpc_export, grpc_frame, grpc_raw_call, gzip_bytes,
+                           logs_request,
                            metrics_request, read_jsonl, records, request_span_ids, rpc_status_details, span_ids_in,
                            trace_request)
 
@@ -115,3 +116,40 @@ def test_concurrent_calls_on_one_channel(daemon, tmp_path):
     assert all(isinstance(r, RESPONSE_TYPES["traces"]) for r in responses)
     sent = sorted(i for r in requests for i in request_span_ids(r))
     assert sorted(span_ids_in(read_jsonl(tmp_path / "out.traces.jsonl"))) == sent
+
+
+def test_signal_without_a_pipeline_is_unimplemented(otlpd, tmp_path):
+    """Only a traces pipeline: logs sent to the receiver are refused, named, and nothing is written."""
+    daemon = otlpd.start(base_config(tmp_path, signals=["traces"]))
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        with pytest.raises(grpc.RpcError) as info:
+            grpc_export(channel, logs_request("no-logs-pipeline", 2), "logs")
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED, f"got {info.value.code()}: {info.value.details()}"
+        assert "logs" in info.value.details(), info.value.details()
+        grpc_export(channel, trace_request("has-a-pipeline", 1))
+    assert len(refusals(daemon, GRPC_PATHS["logs"])) == 1
+    assert len(span_ids_in(read_jsonl(tmp_path / "out.jsonl"))) == 1
+
+
+@pytest.mark.parametrize("case", ["unknown-encoding", "flag-without-encoding", "reserved-flag"])
+def test_bad_grpc_framing_and_encoding_with_curl(daemon, tmp_path, tools, case):
+    """What grpcio never sends, sent by hand over h2c: each refused with its gRPC status in
+    the trailers-only answer and a log line; the daemon keeps serving."""
+    message = trace_request("framing", 1).SerializeToString()
+    headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+    if case == "unknown-encoding":
+        frame, expected = grpc_frame(message, compressed=True), "12"  # UNIMPLEMENTED
+        headers += ["-H", "grpc-encoding: snappy"]
+    elif case == "flag-without-encoding":
+        frame, expected = grpc_frame(gzip_bytes(message), compressed=True), "3"  # INVALID_ARGUMENT
+    else:
+        frame, expected = b"\x02" + grpc_frame(message)[1:], "3"
+    result = curl("--http2-prior-knowledge", *headers, daemon.http_url(GRPC_PATHS["traces"], port=daemon.grpc_port),
+                  data=frame, workdir=tmp_path)
+    assert result.statuses == [200], result.verbose[-2000:]
+    assert result.header("grpc-status") == expected, result.headers
+    assert result.header("grpc-message"), "a message says what is wrong"
+    assert len(refusals(daemon, GRPC_PATHS["traces"])) == 1
+    assert read_jsonl(tmp_path / "out.traces.jsonl") == []
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        grpc_export(channel, trace_request("after", 1))

@@ -145,10 +145,12 @@ def test_413_when_only_the_decompressed_size_is_over(daemon, tmp_path, coding):
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("version", list(VERSIONS))
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])
-def test_415_unknown_content_type(daemon, tmp_path, content_type):
+def test_415_unknown_content_type(daemon, tmp_path, content_type, version):
     extra = ["-H", "content-type:"] if content_type is None else []  # curl -d would add form-urlencoded
-    result = post(daemon, tmp_path, trace_request().SerializeToString(), content_type=content_type, extra=extra)
+    result = post(daemon, tmp_path, trace_request().SerializeToString(), content_type=content_type, extra=extra,
+                  version=version)
     assert result.status == 415, f"got {result.status}: {result.body!r}"
     code, message = status_body(result, PROTO)
     assert code != 0 and message
@@ -158,9 +160,11 @@ def test_415_unknown_content_type(daemon, tmp_path, content_type):
     assert read_jsonl(tmp_path / "out.traces.jsonl") == []
 
 
+@pytest.mark.parametrize("version", list(VERSIONS))
 @pytest.mark.parametrize("encoding", [PROTO, JSON])
-def test_404_unknown_path_names_the_valid_paths(daemon, tmp_path, encoding):
-    result = post(daemon, tmp_path, b"{}" if encoding == JSON else b"", content_type=encoding, path="/v1/trace")
+def test_404_unknown_path_names_the_valid_paths(daemon, tmp_path, encoding, version):
+    result = post(daemon, tmp_path, b"{}" if encoding == JSON else b"", content_type=encoding, path="/v1/trace",
+                  version=version)
     assert result.status == 404, f"got {result.status}"
     code, message = status_body(result, encoding)
     assert code != 0
@@ -182,9 +186,10 @@ def test_configured_paths(otlpd, tmp_path, tools):
     assert span_ids_in(read_jsonl(tmp_path / "out.traces.jsonl")) == request_span_ids(request)
 
 
+@pytest.mark.parametrize("version", list(VERSIONS))
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-def test_405_wrong_method_with_allow_post(daemon, tmp_path, method):
-    result = curl("-X", method, "-H", f"content-type: {PROTO}", daemon.http_url("/v1/traces"), workdir=tmp_path)
+def test_405_wrong_method_with_allow_post(daemon, tmp_path, method, version):
+    result = curl(*VERSIONS[version], "-X", method, "-H", f"content-type: {PROTO}", daemon.http_url("/v1/traces"), workdir=tmp_path)
     assert result.status == 405, f"got {result.status}"
     allow = result.header("allow")
     assert allow is not None and "POST" in [m.strip() for m in allow.split(",")], f"Allow: POST, got {allow!r}"
@@ -193,11 +198,13 @@ def test_405_wrong_method_with_allow_post(daemon, tmp_path, method):
     assert_refusal_logged(daemon, result, 405)
 
 
+@pytest.mark.parametrize("version", list(VERSIONS))
 @pytest.mark.parametrize("encoding", [PROTO, JSON])
-def test_400_unsupported_content_encoding(daemon, tmp_path, encoding):
+def test_400_unsupported_content_encoding(daemon, tmp_path, encoding, version):
     request = trace_request("br", 1)
     body = request.SerializeToString() if encoding == PROTO else json.dumps(to_otlp_json(request)).encode()
-    result = post(daemon, tmp_path, body, content_type=encoding, extra=["-H", "content-encoding: br"])
+    result = post(daemon, tmp_path, body, content_type=encoding, extra=["-H", "content-encoding: br"],
+                  version=version)
     assert result.status == 400, f"got {result.status}"
     code, message = status_body(result, encoding)
     assert code == 3 and "br" in message, f"{code} {message!r}"
@@ -205,8 +212,10 @@ def test_400_unsupported_content_encoding(daemon, tmp_path, encoding):
     assert read_jsonl(tmp_path / "out.traces.jsonl") == []
 
 
-def test_corrupt_gzip_body_is_400(daemon, tmp_path):
-    result = post(daemon, tmp_path, b"\x1f\x8b\x08\x00garbage-not-deflate", extra=["-H", "content-encoding: gzip"])
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_corrupt_gzip_body_is_400(daemon, tmp_path, version):
+    result = post(daemon, tmp_path, b"\x1f\x8b\x08\x00garbage-not-deflate", extra=["-H", "content-encoding: gzip"],
+                  version=version)
     assert result.status == 400, f"got {result.status}"
     code, message = status_body(result, PROTO)
     assert code == 3 and message

@@ -114,6 +114,8 @@ struct GRPCFramingTests {
         #expect(throws: GRPCFraming.DeframeError.truncated) { try GRPCFraming.deframe(ByteBuffer(bytes: [0, 0])) }
         #expect(throws: GRPCFraming.DeframeError.trailingData) { try GRPCFraming.deframe(ByteBuffer(bytes: [0, 0, 0, 0, 1, 1, 0])) }
         #expect((try? GRPCFraming.deframe(ByteBuffer(bytes: [1, 0, 0, 0, 1, 0x1F])))?.compressed == true)
+        #expect(throws: GRPCFraming.DeframeError.unknownFlags(2)) { try GRPCFraming.deframe(ByteBuffer(bytes: [2, 0, 0, 0, 1, 0x1F])) }
+        #expect(throws: GRPCFraming.DeframeError.unknownFlags(0x81)) { try GRPCFraming.deframe(ByteBuffer(bytes: [0x81, 0, 0, 0, 0])) }
     }
 
     @Test func errorResponsesAreTrailersOnly() {

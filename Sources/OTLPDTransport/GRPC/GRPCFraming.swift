@@ -18,6 +18,8 @@ public enum GRPCFraming {
     public enum DeframeError: Error, Equatable {
         case truncated
         case trailingData
+        /// A flag other than 0 (plain) or 1 (compressed): not a gRPC message.
+        case unknownFlags(UInt8)
     }
 
     /// The one message of a unary request body, and whether it is compressed.
@@ -29,7 +31,8 @@ public enum GRPCFraming {
             throw .truncated
         }
         guard body.readableBytes == 0 else { throw .trailingData }
-        return (flag & 1 == 1, message)
+        guard flag <= 1 else { throw .unknownFlags(flag) }
+        return (flag == 1, message)
     }
 
     /// A message with its prefix.
