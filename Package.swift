@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(name: "OTLPDConfigTests", dependencies: ["OTLPDConfig", "OTLPDCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "OTLPDServiceTests", dependencies: ["OTLPDService", "OTLPDConfig", "OTLPDCore", "OTLPDTestSupport", logging], swiftSettings: swiftSettings),
-        .testTarget(name: "OTLPDCoreTests", dependencies: ["OTLPDCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "OTLPDCoreTests", dependencies: ["OTLPDCore", "OTLPDTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "OTLPDExtensionsTests", dependencies: ["OTLPDExtensions", "OTLPDTransport", "OTLPDCore", "OTLPDTestSupport", nioPosix],
             swiftSettings: swiftSettings),

@@ -49,6 +49,7 @@ public final class FileAppender: Sendable {
     private let memory: MemoryGuard?
     /// Touched only by the one drain that runs at a time, and by `sync`.
     private let output = NIOLockedValueBox(Output(file: nil, unsynced: 0, standardStream: nil))
+    private let syncs = NIOLockedValueBox(0)
 
     private struct Queue {
         var pending: [FileRecord] = []
@@ -177,6 +178,9 @@ public final class FileAppender: Sendable {
         }
     }
 
+    /// How many times written data was put on disk (for tests and diagnostics).
+    public var syncCount: Int { self.syncs.withLockedValue { $0 } }
+
     /// Puts written data on disk if any was written since the last call.
     public func sync() {
         self.output.withLockedValue { output in
@@ -184,6 +188,7 @@ public final class FileAppender: Sendable {
             do {
                 try file.sync()
                 output.unsynced = 0
+                self.syncs.withLockedValue { $0 += 1 }
             } catch {
                 self.logger.warning("cannot fsync output file", metadata: ["path": "\(self.path)", "error": "\(error)"])
             }

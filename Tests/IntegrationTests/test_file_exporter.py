@@ -219,3 +219,41 @@ def test_appends_across_restarts(otlpd, tmp_path):
     content = path.read_bytes()
     assert content.startswith(after_first), "the first run's lines are still there, unchanged"
     assert span_ids_in(read_jsonl(path)) == request_span_ids(request_a) + request_span_ids(request_b)
+
+
+def test_named_pipelines_share_a_receiver_and_fan_out(otlpd, tmp_path):
+    """traces/plain and traces/tagged both take every request of the one receiver; each
+    exporter of a pipeline gets all of it, and the tagging pipeline's edit does not leak
+    into the other pipeline's output."""
+    config = {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+        "processors": {"attributes/tag": {"actions": [{"key": "pipeline", "value": "tagged", "action": "insert"}]}},
+        "exporters": {
+            "file/plain": {"path": str(tmp_path / "plain.jsonl")},
+            "file/copy": {"path": str(tmp_path / "copy.jsonl"), "format": "proto"},
+            "file/tagged": {"path": str(tmp_path / "tagged.jsonl")},
+        },
+        "service": {
+            "pipelines": {
+                "traces/plain": {"receivers": ["otlp"], "exporters": ["file/plain", "file/copy"]},
+                "traces/tagged": {"receivers": ["otlp"], "processors": ["attributes/tag"], "exporters": ["file/tagged"]},
+            },
+            "telemetry": {"metrics": {"address": "127.0.0.1:0"}},
+        },
+    }
+    daemon = otlpd.start(config)
+    requests = [trace_request("fan-a", 3), trace_request("fan-b", 2)]
+    send(daemon, requests)
+    expected = sorted(i for r in requests for i in request_span_ids(r))
+    plain = read_jsonl(tmp_path / "plain.jsonl")
+    tagged = read_jsonl(tmp_path / "tagged.jsonl")
+    copies = read_length_prefixed((tmp_path / "copy.jsonl").read_bytes(), trace_service_pb2.ExportTraceServiceRequest)
+    assert sorted(span_ids_in(plain)) == expected
+    assert sorted(span_ids_in(tagged)) == expected
+    assert sorted(s.span_id.hex() for m in copies for rs in m.resource_spans for ss in rs.scope_spans
+                  for s in ss.spans) == expected
+    for _, _, span in records(plain, "traces"):
+        assert all(a["key"] != "pipeline" for a in span.get("attributes", [])), span
+    for _, _, span in records(tagged, "traces"):
+        assert {"key": "pipeline", "value": {"stringValue": "tagged"}} in span["attributes"], span
+    assert daemon.stop() == 0

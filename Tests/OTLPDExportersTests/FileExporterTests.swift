@@ -133,6 +133,28 @@ struct FileExporterTests {
         #expect(!FileManager.default.fileExists(atPath: "\(directory)/otlpd.jsonl"))
     }
 
+    @Test("flush_interval puts written data on disk on schedule, only when something was written; 0 turns it off")
+    func flushInterval() async throws {
+        let directory = try temporaryDirectory()
+        let periodic = try self.exporter(["path": "\(directory)/synced.jsonl", "flush_interval": "20ms"])
+        try await periodic.start()
+        try await periodic.consume(TestRequests.batch(spans: 1))
+        #expect(await eventually { periodic.syncCount == 1 })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(periodic.syncCount == 1, "nothing new written, nothing to sync")
+        try await periodic.consume(TestRequests.batch(spans: 1))
+        #expect(await eventually { periodic.syncCount == 2 })
+        await periodic.shutdown()
+
+        let never = try self.exporter(["path": "\(directory)/unsynced.jsonl", "flush_interval": "0"])
+        try await never.start()
+        try await never.consume(TestRequests.batch(spans: 1))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(never.syncCount == 0)
+        await never.shutdown()
+        #expect(try lines("\(directory)/unsynced.jsonl").count == 1)
+    }
+
     @Test("proto format: 4-byte big-endian length, then the request")
     func protoFormat() async throws {
         let directory = try temporaryDirectory()

@@ -51,6 +51,11 @@ public final class FileExporter: Exporter {
         }
     }
 
+    /// How many times `flush_interval` put written data on disk, over every file.
+    public var syncCount: Int {
+        self.appenders.withLockedValue { $0.byPath.values.reduce(0) { $0 + $1.syncCount } }
+    }
+
     public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
         guard let groupBy = self.configuration.groupBy else {
             try await self.appender(for: batch.signal, group: nil).append(self.record(batch.payload, signal: batch.signal))
