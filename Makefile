@@ -10,7 +10,7 @@ APT_PACKAGES := pkg-config libnghttp2-dev libprotobuf-c-dev libpcre2-dev libssl-
 SWIFT_BUILD_FLAGS := -c release
 BINARY := .build/release/otlpd
 
-.PHONY: run test build deps apt venv unit integration generated-check proto-facts unsafe-check bench clean
+.PHONY: run test build deps apt venv unit integration generated-check proto-facts fixtures-check unsafe-check bench clean
 
 run: deps build
 	$(BINARY) $(ARGS)
@@ -36,7 +36,7 @@ $(VENV)/.installed: Tests/IntegrationTests/requirements.txt
 	$(PYTHON) -m pip install -q -r Tests/IntegrationTests/requirements.txt
 	touch $@
 
-test: deps generated-check proto-facts unsafe-check unit integration
+test: deps generated-check proto-facts fixtures-check unsafe-check unit integration
 
 # The committed protobuf-c code matches what protoc-c makes of proto/.
 generated-check:
@@ -45,6 +45,13 @@ generated-check:
 # proto/ matches the protocol's facts as the PyPI opentelemetry-proto package has them.
 proto-facts: venv
 	$(PYTHON) Tests/ProtoFacts/check_protos.py
+
+# The codecs' golden files are what the PyPI package makes of them today.
+fixtures-check: venv
+	@out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; \
+	$(PYTHON) Tests/OTLPDWireTests/Fixtures/make_fixtures.py --out "$$out" >/dev/null && \
+	for f in "$$out"/*; do cmp "$$f" "Tests/OTLPDWireTests/Fixtures/$$(basename "$$f")" || { echo "stale golden file: $$(basename "$$f") (run make_fixtures.py)"; exit 1; }; done; \
+	echo "golden files match the PyPI opentelemetry-proto package"
 
 # Unsafe pointer code stays in the thin layers over C.
 unsafe-check:

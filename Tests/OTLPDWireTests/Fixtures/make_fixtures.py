@@ -10,12 +10,14 @@ For each NAME:
   NAME.input.json  the same data written the other ways OTLP/JSON receivers
                    accept (snake_case keys, enum names, numbers for 64-bit
                    ints, unknown keys): decoding it must give NAME.binpb's data
-Run: python3 make_fixtures.py  (in this folder)
+Run: python3 make_fixtures.py [--out DIR]   (default: this folder; `make test`
+writes them to a temporary folder and compares, so a hand-edited golden file fails)
 """
 import base64
 import json
 import math
 import os
+import sys
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -164,6 +166,8 @@ ENUM_NAMES = {
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        here = sys.argv[2]
     for name, message in [("traces", traces()), ("metrics", metrics()), ("logs", logs())]:
         with open(os.path.join(here, name + ".binpb"), "wb") as f:
             f.write(message.SerializeToString())
