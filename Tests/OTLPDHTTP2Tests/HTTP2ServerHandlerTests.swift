@@ -77,12 +77,15 @@ struct Connection {
     let client: TestHTTP2Client
     let delegate: RecordingDelegate
 
-    init(settings: HTTP2ServerSettings = HTTP2ServerSettings(), delegate: RecordingDelegate = RecordingDelegate(), clientWindow: UInt32 = 65_535) throws {
+    init(
+        settings: HTTP2ServerSettings = HTTP2ServerSettings(), delegate: RecordingDelegate = RecordingDelegate(), clientWindow: UInt32 = 65_535,
+        drainTimeout: TimeAmount = .seconds(60)
+    ) throws {
         self.channel = EmbeddedChannel()
         try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         self.delegate = delegate
         self.client = TestHTTP2Client(windowSize: clientWindow)
-        try self.channel.pipeline.syncOperations.addHandler(HTTP2ServerHandler(settings: settings, delegate: delegate, drainTimeout: .seconds(60)))
+        try self.channel.pipeline.syncOperations.addHandler(HTTP2ServerHandler(settings: settings, delegate: delegate, drainTimeout: drainTimeout))
     }
 
     /// Moves bytes both ways until neither side has anything to say.
@@ -269,6 +272,30 @@ struct HTTP2ServerHandlerTests {
         // The notice first (admits everything), then, after the PING answer, the final GOAWAY.
         #expect(connection.client.goAwayLastStreamIDs == [Int32.max, id])
         #expect(connection.channel.isActive)
+        delegate.responders[0].respond(RecordingDelegate.ok(delegate.requests[0]))
+        try connection.exchange()
+        #expect(connection.client.responses[id]?.status == "200")
+        #expect(!connection.channel.isActive)
+    }
+
+    @Test("graceful close with a client that never answers the PING: the final GOAWAY comes at the drain timeout")
+    func quiesceWithoutPingAnswer() throws {
+        let delegate = RecordingDelegate()
+        delegate.answerAtOnce = false
+        let connection = try Connection(delegate: delegate, drainTimeout: .seconds(5))
+        let id = connection.client.request(path: "/slow", body: [1])
+        try connection.exchange()
+        connection.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        // The server's notice and PING reach the client; the client's answer is never sent back.
+        while let fromServer = try connection.channel.readOutbound(as: ByteBuffer.self) { connection.client.receive(fromServer) }
+        _ = connection.client.output()
+        #expect(connection.client.goAwayLastStreamIDs == [Int32.max])
+        connection.channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(try connection.channel.readOutbound(as: ByteBuffer.self) == nil)
+        connection.channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        while let fromServer = try connection.channel.readOutbound(as: ByteBuffer.self) { connection.client.receive(fromServer) }
+        #expect(connection.client.goAwayLastStreamIDs == [Int32.max, id])
+        // The stream under way is still answered, then the connection closes.
         delegate.responders[0].respond(RecordingDelegate.ok(delegate.requests[0]))
         try connection.exchange()
         #expect(connection.client.responses[id]?.status == "200")
