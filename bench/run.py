@@ -735,6 +735,10 @@ def check_targets(results):
         q = ratio(o["rate"], r["rate"])
         at_least("gRPC 512-span → file (json, tmpfs): otlpd spans/s ≥ 2× rotel's blackhole", q, 2.0,
                  f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s, ratio {q:.2f}")
+        disk = results.get("file-json", {}).get("otlpd (disk)")
+        if disk:
+            lines.append(f"INFO  the same into a file on the repo's disk (no target: bound by the VM's disk): "
+                         f"{fmt(disk['rate'])} vs rotel's {fmt(r['rate'])} spans/s, ratio {ratio(disk['rate'], r['rate']):.2f}")
     else:
         lines.append("SKIP  file target: scenario not run")
     o, r = pair("attributes")
