@@ -52,9 +52,10 @@ public final class DebugLinePrinter: Sendable {
 
     public func print(_ batch: TelemetryBatch) async {
         var sink = ByteSink(capacity: 256 + batch.itemCount * 160)
-        DebugFormatter.appendLines(
-            batch.payload, signal: batch.signal, verbosity: self.verbosity, time: Timestamp.iso8601(), to: &sink,
-            sample: { keep in keep = self.keep() })
+        let time = Timestamp.iso8601()
+        for part in batch.parts {
+            DebugFormatter.appendLines(part, signal: batch.signal, verbosity: self.verbosity, time: time, to: &sink, sample: { keep in keep = self.keep() })
+        }
         guard sink.byteCount > 0 else { return }
         do {
             try await self.output.append(sink.byteBuffer())

@@ -827,7 +827,7 @@ struct AttributesWireTests {
         #expect(try output.resources == [["a": 1]])
     }
 
-    @Test("attributes split around other fields: rewritten where the first one was, or appended")
+    @Test("attributes split around other fields: edits by key in place, other edits where the first one was; additions appended")
     func splitAttributes() async throws {
         func keyValue(_ key: String, _ value: String) -> [UInt8] {
             TestRequests.field(1, Array(key.utf8)) + TestRequests.field(2, TestRequests.field(1, Array(value.utf8)))
@@ -838,10 +838,15 @@ struct AttributesWireTests {
             + TestRequests.field(9, keyValue("a", "1")) + TestRequests.field(5, Array("name".utf8)) + TestRequests.field(9, keyValue("b", "2")) + [0x30, 0x02]
         let input = ByteBuffer(bytes: TestRequests.field(1, TestRequests.field(2, TestRequests.field(2, span))))
         let cases: [(String, Attrs, [UInt64])] = [
-            ("actions: [{key: a, action: delete}]", ["b": "2"], [1, 2, 9, 5, 6]),
-            ("actions: [{key: b, value: x, action: update}]", ["a": "1", "b": "x"], [1, 2, 9, 9, 5, 6]),
+            // Edits by key alone: applied while copying, each where its attribute was.
+            ("actions: [{key: a, action: delete}]", ["b": "2"], [1, 2, 5, 9, 6]),
+            ("actions: [{key: b, value: x, action: update}]", ["a": "1", "b": "x"], [1, 2, 9, 5, 9, 6]),
             ("actions: [{key: c, value: x, action: insert}]", ["a": "1", "b": "2", "c": "x"], [1, 2, 9, 5, 9, 6, 9]),
             ("actions: [{key: a, action: delete}, {key: b, action: delete}]", [:], [1, 2, 5, 6]),
+            // Edits that read other attributes or match patterns: the list is rewritten where its first attribute was.
+            ("actions: [{pattern: '^a$', action: delete}]", ["b": "2"], [1, 2, 9, 5, 6]),
+            ("actions: [{key: b, from_attribute: a, action: update}]", ["a": "1", "b": "1"], [1, 2, 9, 9, 5, 6]),
+            ("actions: [{key: c, from_attribute: a, action: insert}]", ["a": "1", "b": "2", "c": "1"], [1, 2, 9, 5, 9, 6, 9]),
         ]
         for (yaml, expected, fields) in cases {
             let output = try await Harness.attributes(yaml).run(input)
@@ -884,5 +889,42 @@ struct AttributesWireTests {
         let scopeSpans = try #require(try protobufFields(resourceSpans.content).first { $0.number == 2 })
         let span = try #require(try protobufFields(scopeSpans.content).first { $0.number == 2 })
         return span.whole.count - span.content.count - 1
+    }
+}
+
+/// Edits by key alone are applied while copying, without the attribute
+/// list the other actions use: both must give the same attributes.
+struct KeyedEditsTests {
+    /// A small deterministic generator (xorshift), so a failure can be replayed.
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            self.state ^= self.state << 13
+            self.state ^= self.state >> 7
+            self.state ^= self.state << 17
+            return self.state
+        }
+    }
+
+    @Test("random attribute lists and keyed actions: the same result as running the actions one by one")
+    func sameAsTheGeneralPath() async throws {
+        var random = Generator(state: 0x9E37_79B9_7F4A_7C15)
+        let keys = ["a", "b", "c", "d"]
+        let operations = ["insert", "update", "upsert", "delete"]
+        for round in 0..<150 {
+            // Duplicate keys on purpose: an action touches the first one only.
+            let input = Attrs((0..<Int.random(in: 0...6, using: &random)).map { index in
+                Attrs.Entry(key: keys.randomElement(using: &random)!, value: .string("v\(index)"))
+            })
+            let actions = keys.shuffled(using: &random).prefix(Int.random(in: 1...4, using: &random)).map { key in
+                let operation = operations.randomElement(using: &random)!
+                return operation == "delete" ? "{key: \(key), action: delete}" : "{key: \(key), value: n\(round), action: \(operation)}"
+            }
+            let yaml = "actions: [\(actions.joined(separator: ", "))]"
+            // An include rule that selects every span sends the same actions down the general path.
+            let general = try await applied(yaml + "\ninclude: {match_type: regexp, span_names: ['.*']}", to: input)
+            let keyed = try await applied(yaml, to: input)
+            #expect(keyed == general, "\(yaml) on \(input)")
+        }
     }
 }

@@ -3,19 +3,44 @@ import NIOCore
 /// What flows through a pipeline: one serialized `Export*ServiceRequest`,
 /// kept as the bytes that arrived.
 ///
-/// OTLP requests are a single repeated top-level field, so two serialized
-/// requests concatenated are one valid request: batching merges bytes, and a
-/// stage decodes only what it needs to touch.
+/// OTLP requests are a single repeated top-level field, so serialized
+/// requests one after another are one valid request. A batch of merged
+/// requests is therefore the list of their buffers (`parts`), not a copy:
+/// stages that read the bytes read each part in turn, and only a stage that
+/// needs one contiguous request pays for `payload`.
 public struct TelemetryBatch: Sendable {
     public var signal: Signal
-    /// A complete, structurally valid `Export{Trace,Metrics,Logs}ServiceRequest`.
-    public var payload: ByteBuffer
-    /// Spans, metric data points or log records in `payload`.
+    /// Complete, structurally valid requests, in order; together, the batch's request.
+    public private(set) var parts: [ByteBuffer]
+    /// Spans, metric data points or log records in all the parts.
     public var itemCount: Int
 
     public init(signal: Signal, payload: ByteBuffer, itemCount: Int) {
         self.signal = signal
-        self.payload = payload
+        self.parts = [payload]
         self.itemCount = itemCount
     }
+
+    public init(signal: Signal, parts: [ByteBuffer], itemCount: Int) {
+        precondition(!parts.isEmpty, "a batch holds at least one request")
+        self.signal = signal
+        self.parts = parts
+        self.itemCount = itemCount
+    }
+
+    /// The batches' requests as one batch, without copying their bytes.
+    public init(signal: Signal, merging batches: [TelemetryBatch]) {
+        self.init(signal: signal, parts: batches.flatMap(\.parts), itemCount: batches.reduce(0) { $0 + $1.itemCount })
+    }
+
+    /// The request in one buffer: the only part as it is, or the parts copied one after another.
+    public var payload: ByteBuffer {
+        guard self.parts.count > 1 else { return self.parts[0] }
+        var payload = ByteBufferAllocator().buffer(capacity: self.byteCount)
+        for part in self.parts { payload.writeImmutableBuffer(part) }
+        return payload
+    }
+
+    /// The request's size in bytes.
+    public var byteCount: Int { self.parts.reduce(0) { $0 + $1.readableBytes } }
 }

@@ -58,39 +58,47 @@ public final class FileExporter: Exporter {
 
     public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
         guard let groupBy = self.configuration.groupBy else {
-            try await self.appender(for: batch.signal, group: nil).append(self.record(batch.payload, signal: batch.signal))
+            try await self.appender(for: batch.signal, group: nil).append(self.record(batch.parts, signal: batch.signal))
             return
         }
         // A file per attribute value: split the request by resource (slices, no copies).
         var groups: [String: [ByteBuffer]] = [:]
         var order: [String] = []
-        for part in ResourceSplitter.split(batch.payload, attribute: groupBy.resourceAttribute) {
-            let key = part.attributeValue.map(Self.safeFileName) ?? "unknown"
-            if groups[key] == nil { order.append(key) }
-            groups[key, default: []].append(part.request)
+        for request in batch.parts {
+            for part in ResourceSplitter.split(request, attribute: groupBy.resourceAttribute) {
+                let key = part.attributeValue.map(Self.safeFileName) ?? "unknown"
+                if groups[key] == nil { order.append(key) }
+                groups[key, default: []].append(part.request)
+            }
         }
         for key in order {
-            var request = ByteBuffer()
-            for var part in groups[key]! { request.writeBuffer(&part) }
-            try await self.appender(for: batch.signal, group: key).append(self.record(request, signal: batch.signal))
+            try await self.appender(for: batch.signal, group: key).append(self.record(groups[key]!, signal: batch.signal))
         }
     }
 
     /// What one request adds to its file. Uncompressed JSON is rendered by
     /// the writing thread, straight before the write; compressed output is
     /// encoded here, so compression runs on the receiving threads.
-    private func record(_ payload: ByteBuffer, signal: Signal) -> FileRecord {
+    /// `parts` are requests that together make the one request recorded.
+    private func record(_ parts: [ByteBuffer], signal: Signal) -> FileRecord {
         if self.configuration.format == .json && self.configuration.compression == .none {
-            return .rendered { sink in OTLPJSONEncoder.appendLines(payload, signal: signal, to: &sink) }
+            return .rendered { sink in
+                for part in parts { OTLPJSONEncoder.appendLines(part, signal: signal, to: &sink) }
+            }
         }
         var bytes: ByteBuffer
         switch self.configuration.format {
         case .json:
-            bytes = OTLPJSONEncoder.encodeLines(payload, signal: signal)
+            bytes = OTLPJSONEncoder.encodeLines(parts[0], signal: signal)
+            for part in parts.dropFirst() {
+                var lines = OTLPJSONEncoder.encodeLines(part, signal: signal)
+                bytes.writeBuffer(&lines)
+            }
         case .proto:
-            bytes = ByteBufferAllocator().buffer(capacity: payload.readableBytes + 4)
-            bytes.writeInteger(UInt32(payload.readableBytes))
-            bytes.writeImmutableBuffer(payload)
+            let size = parts.reduce(0) { $0 + $1.readableBytes }
+            bytes = ByteBufferAllocator().buffer(capacity: size + 4)
+            bytes.writeInteger(UInt32(size))
+            for part in parts { bytes.writeImmutableBuffer(part) }
         }
         if self.configuration.compression != .none {
             bytes = Compression.compress(bytes, coding: self.configuration.compression.coding)

@@ -11,30 +11,30 @@ public final class AttributesProcessor: Processor {
     let signal: Signal
     let next: any Consumer
     let captureGroups: Int
+    /// The actions as edits by key, when they are that simple and every item gets them.
+    let keyedEdits: KeyedAttributeEdits?
 
     init(configuration: AttributesProcessorConfiguration, signal: Signal, next: any Consumer) {
         self.configuration = configuration
         self.signal = signal
         self.next = next
         self.captureGroups = max(configuration.actions.captureGroups, 1)
+        let everyItem = configuration.include == nil && configuration.exclude == nil
+        self.keyedEdits = everyItem ? configuration.actions.keyedEdits : nil
     }
 
     public func start() async throws {}
     public func shutdown() async {}
 
     public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
-        let editor = Editor(configuration: self.configuration, scratch: RegexScratch(groups: self.captureGroups))
-        let rewritten: ByteBuffer?
+        let editor = Editor(configuration: self.configuration, keyedEdits: self.keyedEdits, scratch: RegexScratch(groups: self.captureGroups))
+        let rewritten: TelemetryBatch?
         do {
-            rewritten = try AttributeRewriter.rewrite(batch.payload, signal: batch.signal, editor: editor)
+            rewritten = try AttributeRewriter.rewrite(batch, editor: editor)
         } catch {
             throw .permanent("the attributes processor could not read the request: \(error)")
         }
-        guard let payload = rewritten else {
-            try await self.next.consume(batch)
-            return
-        }
-        try await self.next.consume(TelemetryBatch(signal: batch.signal, payload: payload, itemCount: batch.itemCount))
+        try await self.next.consume(rewritten ?? batch)
     }
 
     /// One request's walk: the rules, the actions and their scratch memory.
@@ -49,9 +49,11 @@ public final class AttributesProcessor: Processor {
         let include: MatchRules?
         let exclude: MatchRules?
         let hasRules: Bool
+        let keyedEdits: KeyedAttributeEdits?
 
-        init(configuration: AttributesProcessorConfiguration, scratch: RegexScratch) {
+        init(configuration: AttributesProcessorConfiguration, keyedEdits: KeyedAttributeEdits?, scratch: RegexScratch) {
             self.configuration = configuration
+            self.keyedEdits = keyedEdits
             self.scratch = scratch
             self.actions = configuration.actions
             self.include = configuration.include

@@ -104,8 +104,8 @@ public final class BatchProcessor: Processor {
         let next = self.next
         let parts = Self.merge(batches, signal: self.signal, maxItems: self.configuration.sendBatchMaxSize)
         for part in parts { self.metrics?.sendSize.record(part.itemCount) }
-        // A merged or split batch is a copy beside its callers' requests: it counts until handed on.
-        let copied = batches.count > 1 || parts.count > 1 ? parts.reduce(0) { $0 + $1.payload.readableBytes } : 0
+        // A split batch is a copy beside its callers' requests: it counts until handed on.
+        let copied = parts.count > 1 ? parts.reduce(0) { $0 + $1.byteCount } : 0
         let memory = self.memory
         memory?.charge(copied)
         Task {
@@ -123,20 +123,13 @@ public final class BatchProcessor: Processor {
         }
     }
 
-    /// Concatenated requests are one valid request: merging copies bytes.
-    /// Past `maxItems`, the merged request is cut into parts of at most
-    /// that many items, inside resources where needed.
+    /// Requests one after another are one valid request: merging lists
+    /// their buffers and copies nothing. Past `maxItems`, the merged request
+    /// is cut into copies of at most that many items, inside resources where
+    /// needed.
     static func merge(_ batches: [TelemetryBatch], signal: Signal, maxItems: Int) -> [TelemetryBatch] {
-        let total = batches.reduce(0) { $0 + $1.itemCount }
-        var merged: TelemetryBatch
-        if batches.count == 1 {
-            merged = batches[0]
-        } else {
-            var payload = ByteBufferAllocator().buffer(capacity: batches.reduce(0) { $0 + $1.payload.readableBytes })
-            for batch in batches { payload.writeImmutableBuffer(batch.payload) }
-            merged = TelemetryBatch(signal: signal, payload: payload, itemCount: total)
-        }
-        guard maxItems > 0, total > maxItems else { return [merged] }
+        let merged = batches.count == 1 ? batches[0] : TelemetryBatch(signal: signal, merging: batches)
+        guard maxItems > 0, merged.itemCount > maxItems else { return [merged] }
         return ItemSplitter.split(merged.payload, signal: signal, maxItems: maxItems)
     }
 

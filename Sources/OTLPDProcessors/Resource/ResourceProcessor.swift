@@ -32,17 +32,13 @@ public final class ResourceProcessor: Processor {
 
     public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
         let editor = Editor(actions: self.configuration.actions, scratch: RegexScratch(groups: self.captureGroups))
-        let rewritten: ByteBuffer?
+        let rewritten: TelemetryBatch?
         do {
-            rewritten = try AttributeRewriter.rewrite(batch.payload, signal: batch.signal, editor: editor)
+            rewritten = try AttributeRewriter.rewrite(batch, editor: editor)
         } catch {
             throw .permanent("the resource processor could not read the request: \(error)")
         }
-        guard let payload = rewritten else {
-            try await self.next.consume(batch)
-            return
-        }
-        try await self.next.consume(TelemetryBatch(signal: batch.signal, payload: payload, itemCount: batch.itemCount))
+        try await self.next.consume(rewritten ?? batch)
     }
 
     struct Editor: AttributeEditor {

@@ -158,6 +158,26 @@ struct AttributeActions: Sendable {
 
     static let operationNames = AttributeAction.Operation.allCases.map(\.rawValue).joined(separator: ", ")
 
+    /// The actions as edits by key, when each is an insert, update or upsert
+    /// of a literal value or a delete by key, and no key is named twice.
+    var keyedEdits: KeyedAttributeEdits? {
+        var edits: [(key: WireBytes, edit: KeyedAttributeEdits.Edit)] = []
+        for action in self.actions {
+            guard let key = action.keyBytes else { return nil }
+            switch action.operation {
+            case .insert, .update, .upsert:
+                guard let value = action.valueBytes, action.fromBytes == nil else { return nil }
+                edits.append((key, action.operation == .insert ? .insert(value) : action.operation == .update ? .update(value) : .upsert(value)))
+            case .delete:
+                guard action.pattern == nil else { return nil }
+                edits.append((key, .delete))
+            case .hash, .extract, .convert:
+                return nil
+            }
+        }
+        return KeyedAttributeEdits(edits)
+    }
+
     // MARK: Applying
 
     func apply(to attributes: inout AttributeList, scratch: RegexScratch) {

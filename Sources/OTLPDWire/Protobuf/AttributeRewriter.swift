@@ -10,6 +10,13 @@ package protocol AttributeEditor {
     func editResource(_ attributes: inout AttributeList, resource: ResourceContext) -> Bool
     /// Called for each item of a visited resource.
     func editItem(_ attributes: inout AttributeList, context: ItemContext)
+    /// When every item gets the same edits by key, they are applied while
+    /// the items are copied, and `editItem` is not called.
+    var keyedEdits: KeyedAttributeEdits? { get }
+}
+
+extension AttributeEditor {
+    package var keyedEdits: KeyedAttributeEdits? { nil }
 }
 
 /// A resource's attributes, for the rules that look at them. A class: every
@@ -99,6 +106,19 @@ package struct AttributeRewriter {
     var items = AttributeList(arena: ScratchArena(chunkSize: 4096))
     var resourceAttributes = AttributeList(arena: ScratchArena(chunkSize: 4096))
     var changed = false
+
+    /// The batch with `editor`'s changes, part by part, or nil when it changed nothing.
+    package static func rewrite(_ batch: TelemetryBatch, editor: some AttributeEditor) throws(WireError) -> TelemetryBatch? {
+        var parts = batch.parts
+        var changed = false
+        for index in parts.indices {
+            if let rewritten = try Self.rewrite(parts[index], signal: batch.signal, editor: editor) {
+                parts[index] = rewritten
+                changed = true
+            }
+        }
+        return changed ? TelemetryBatch(signal: batch.signal, parts: parts, itemCount: batch.itemCount) : nil
+    }
 
     /// The request with `editor`'s changes, or nil when it changed nothing.
     package static func rewrite(_ payload: ByteBuffer, signal: Signal, editor: some AttributeEditor) throws(WireError) -> ByteBuffer? {
@@ -287,6 +307,10 @@ package struct AttributeRewriter {
         _ field: UInt32, _ content: WireReader, kind: ItemContext.Kind, attributeField: UInt32, resource: ResourceContext, scope: WireBytes?,
         metric: WireBytes?, editor: some AttributeEditor, to sink: inout ByteSink
     ) throws(WireError) {
+        if let edits = editor.keyedEdits {
+            if try Self.writeEditedItem(field, content, attributeField: attributeField, edits, to: &sink) { self.changed = true }
+            return
+        }
         try self.items.load(field: attributeField, of: content)
         editor.editItem(&self.items, context: ItemContext(kind: kind, resource: resource, scope: scope, metric: metric, item: content.bytes))
         if self.items.isChanged {

@@ -1,0 +1,202 @@
+/// Attribute edits that find their attribute by key alone and do the same
+/// to every item: insert, update and upsert with a literal value, and
+/// delete by key, each key named by one action only. Keys are then
+/// independent of each other, so the actions can be applied while an item's
+/// bytes are copied, in one pass and without an `AttributeList`; the result
+/// is what running them in order gives (each acts on the first attribute
+/// with its key; inserted attributes come after the item's own).
+// Sendable: the entries are written once, before the value is shared, and read-only after.
+package struct KeyedAttributeEdits: @unchecked Sendable {
+    package enum Edit: Sendable {
+        /// `AnyValue` content to add when the key is missing.
+        case insert(WireBytes)
+        /// `AnyValue` content to set when the key is there.
+        case update(WireBytes)
+        /// `AnyValue` content to set, or to add when the key is missing.
+        case upsert(WireBytes)
+        case delete
+    }
+
+    /// One edit as the per-item loop reads it.
+    struct Entry {
+        enum Kind: UInt8 { case insert, update, upsert, delete }
+        let kind: Kind
+        let key: WireBytes
+        /// The whole `KeyValue` (key and value) a setting edit writes, encoded once.
+        let keyValue: WireBytes
+    }
+
+    /// Owns the entries and the encoded `KeyValue`s they point into.
+    private final class Table: @unchecked Sendable {
+        // Written once in init, read-only afterwards, freed in deinit.
+        let entries: UnsafeMutableBufferPointer<Entry>
+        let encoded: WireText
+
+        init(_ entries: [Entry], encoded: WireText) {
+            self.entries = .allocate(capacity: max(entries.count, 1))
+            _ = self.entries.initialize(from: entries)
+            self.encoded = encoded
+        }
+
+        deinit {
+            self.entries.deallocate()
+        }
+    }
+
+    private let table: Table
+    /// The table's entries, read in the loop without reference counting.
+    let entries: UnsafeBufferPointer<Entry>
+    /// How much an item can grow: every addition or new value at its largest.
+    let growth: Int
+    /// Bit n set when some key is n bytes long (bit 63: 63 or longer): most
+    /// attributes are passed over on their key's length alone.
+    let keyLengths: UInt64
+
+    /// Nil when the edits cannot be applied key by key: a key named twice, or
+    /// more edits than one item's bookkeeping holds.
+    package init?(_ edits: [(key: WireBytes, edit: Edit)]) {
+        guard edits.count <= 64 else { return nil }
+        for (index, edit) in edits.enumerated() where edits[..<index].contains(where: { $0.key == edit.key }) {
+            return nil
+        }
+        var encoded: [UInt8] = []
+        var ranges: [Range<Int>] = []
+        for (key, edit) in edits {
+            let start = encoded.count
+            switch edit {
+            case .insert(let value), .update(let value), .upsert(let value):
+                encoded.append(0x0A)
+                Self.appendVarint(UInt64(key.count), to: &encoded)
+                encoded += key.byteArray
+                encoded.append(0x12)
+                Self.appendVarint(UInt64(value.count), to: &encoded)
+                encoded += value.byteArray
+            case .delete:
+                break
+            }
+            ranges.append(start..<encoded.count)
+        }
+        let text = WireText(encoded)
+        let entries = zip(edits, ranges).map { edit, range -> Entry in
+            let kind: Entry.Kind =
+                switch edit.edit {
+                case .insert: .insert
+                case .update: .update
+                case .upsert: .upsert
+                case .delete: .delete
+                }
+            return Entry(kind: kind, key: edit.key, keyValue: text.bytes.slice(range))
+        }
+        self.table = Table(entries, encoded: text)
+        self.entries = UnsafeBufferPointer(start: self.table.entries.baseAddress, count: entries.count)
+        self.keyLengths = edits.reduce(0) { $0 | 1 << UInt64(min($1.key.count, 63)) }
+        self.growth = entries.reduce(0) { $0 + ($1.kind == .delete ? 0 : $1.keyValue.count + 4) }
+    }
+
+    private static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+        var rest = value
+        while rest >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
+        }
+        bytes.append(UInt8(rest))
+    }
+
+    @inline(__always)
+    func index(of key: WireBytes) -> Int? {
+        guard self.keyLengths & 1 << UInt64(min(key.count, 63)) != 0 else { return nil }
+        var index = 0
+        while index < self.entries.count {
+            let candidate = self.entries[index].key
+            if candidate.count == key.count && candidate == key { return index }
+            index += 1
+        }
+        return nil
+    }
+}
+
+extension AttributeRewriter {
+    /// Writes item `content` as field `field` with `edits` applied to its
+    /// attributes (field `attributeField`): what no edit touches is copied in
+    /// runs, additions go at the end. Returns whether anything changed.
+    static func writeEditedItem(
+        _ field: UInt32, _ content: WireReader, attributeField: UInt32, _ edits: KeyedAttributeEdits, to sink: inout ByteSink
+    ) throws(WireError) -> Bool {
+        Self.appendSmallVarint(UInt64(field) << 3 | 2, to: &sink)
+        let pending = sink.beginLength(expected: content.remaining + edits.growth)
+        var reader = content
+        var runStart = reader.position
+        var seen: UInt64 = 0
+        var changed = false
+        while !reader.isAtEnd {
+            let fieldStart = reader.position
+            let (number, wireType) = try reader.readTag()
+            guard number == attributeField, wireType == 2 else {
+                if wireType == 2 {
+                    _ = try reader.readLengthDelimited()
+                } else {
+                    try reader.skip(wireType: wireType, number: number)
+                }
+                continue
+            }
+            let keyValue = try reader.readLengthDelimited().bytes
+            guard let index = edits.index(of: Self.key(of: keyValue)), seen & (1 << index) == 0 else { continue }
+            seen |= 1 << index
+            let entry = edits.entries[index]
+            switch entry.kind {
+            case .insert:
+                continue
+            case .delete:
+                sink.append(start: runStart, count: fieldStart - runStart)
+            case .update, .upsert:
+                sink.append(start: runStart, count: fieldStart - runStart)
+                Self.appendField(attributeField, entry.keyValue, to: &sink)
+            }
+            runStart = reader.position
+            changed = true
+        }
+        sink.append(start: runStart, count: reader.position - runStart)
+        for index in edits.entries.indices where seen & (1 << index) == 0 {
+            let entry = edits.entries[index]
+            if entry.kind == .insert || entry.kind == .upsert {
+                Self.appendField(attributeField, entry.keyValue, to: &sink)
+                changed = true
+            }
+        }
+        sink.endLength(pending)
+        return changed
+    }
+
+    /// A `KeyValue`'s key: at its start, with a one-byte length, as every encoder writes it.
+    @inline(__always)
+    static func key(of keyValue: WireBytes) -> WireBytes {
+        let p = keyValue.start
+        if keyValue.count >= 2, p[0] == 0x0A, p[1] < 0x80, 2 + Int(p[1]) <= keyValue.count {
+            return WireBytes(start: p + 2, count: Int(p[1]))
+        }
+        return Self.keyInAnyLayout(keyValue)
+    }
+
+    @inline(never)
+    static func keyInAnyLayout(_ keyValue: WireBytes) -> WireBytes {
+        AttributeList.split(keyValue).key
+    }
+
+    /// A length-delimited field: tag, length, content.
+    @inline(__always)
+    static func appendField(_ field: UInt32, _ content: WireBytes, to sink: inout ByteSink) {
+        Self.appendSmallVarint(UInt64(field) << 3 | 2, to: &sink)
+        Self.appendSmallVarint(UInt64(content.count), to: &sink)
+        sink.append(content)
+    }
+
+    /// Most tags and lengths here take one byte.
+    @inline(__always)
+    static func appendSmallVarint(_ value: UInt64, to sink: inout ByteSink) {
+        if value < 0x80 {
+            sink.append(UInt8(truncatingIfNeeded: value))
+        } else {
+            sink.appendVarint(value)
+        }
+    }
+}
