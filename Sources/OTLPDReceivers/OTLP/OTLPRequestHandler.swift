@@ -312,9 +312,11 @@ package final class OTLPRequestHandler: RequestHandler {
     ) async throws(ConsumeError) {
         let counters = ingest == .grpc ? self.grpcCounters : self.httpCounters
         let wrongPort = (ingest == .grpc) != (head.client.role == .grpc)
+        // Read while the bytes are still in cache; recorded once the outcome is known.
+        let sighting = self.observer.map { _ in Sighting(payload, signal: signal) }
         guard self.memory.hold(extraBytes) else {
             counters.refused.add(items, for: signal)
-            self.observeRefusal(payload, signal: signal, via: ingest, wrongPort: wrongPort)
+            if let sighting { self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources) }
             throw .retryable(Self.overloadedMessage, after: self.memory.retryAfter)
         }
         defer { self.memory.release(extraBytes) }
@@ -322,36 +324,15 @@ package final class OTLPRequestHandler: RequestHandler {
             try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: items))
         } catch {
             (error.isRetryable ? counters.refused : counters.failed).add(items, for: signal)
-            self.observeRefusal(payload, signal: signal, via: ingest, wrongPort: wrongPort)
+            if let sighting { self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources) }
             throw error
         }
         counters.accepted.add(items, for: signal)
-        // Span fingerprints are recorded only once the data is kept, so a
-        // client retrying a refused request is not taken for a duplicating SDK.
-        if let observer = self.observer {
-            let resources = Self.observe(payload, signal: signal, observer: observer)
-            observer.accepted(signal: signal, via: ingest, wrongPort: wrongPort, resources: resources)
-        }
-    }
-
-    private func observeRefusal(_ payload: ByteBuffer, signal: Signal, via ingest: IngestProtocol, wrongPort: Bool) {
-        guard let observer = self.observer else { return }
-        let resources = RequestSummaries.summarize(payload, signal: signal)
-        observer.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: resources)
-    }
-
-    /// Who sent the request, and (for spans) how many of its spans were seen before.
-    static func observe(_ payload: ByteBuffer, signal: Signal, observer: any IngestObserver) -> [ResourceObservation] {
-        guard signal == .traces else { return RequestSummaries.summarize(payload, signal: signal) }
-        return observer.withDuplicateCheck { seenBefore in
-            var duplicates: [Int] = []
-            var resources = RequestSummaries.summarize(payload, signal: signal) { index, fingerprint in
-                guard fingerprint != 0, seenBefore(fingerprint) else { return }
-                while duplicates.count <= index { duplicates.append(0) }
-                duplicates[index] += 1
-            }
-            for (index, count) in duplicates.enumerated() where index < resources.count { resources[index].duplicateSpans = count }
-            return resources
+        if let observer = self.observer, var kept = sighting {
+            // Span fingerprints are remembered only once the data is kept, so a
+            // client retrying a refused request is not taken for a twice-initialised SDK.
+            kept.countDuplicates(observer)
+            observer.accepted(signal: signal, via: ingest, wrongPort: wrongPort, resources: kept.resources)
         }
     }
 
@@ -417,5 +398,38 @@ final class RefusalLog: Sendable {
         if let status { metadata["status"] = "\(status)" }
         metadata["reason"] = "\(reason)"
         logger.warning(status == nil ? "connection refused" : "request refused", metadata: metadata)
+    }
+}
+
+/// Who sent a request, resource by resource, and its spans' fingerprints.
+struct Sighting {
+    var resources: [ResourceObservation]
+    /// One per span, in order: resource `i`'s spans follow resource `i - 1`'s.
+    var fingerprints: [UInt64] = []
+
+    init(_ payload: ByteBuffer, signal: Signal) {
+        var fingerprints: [UInt64] = []
+        self.resources = RequestSummaries.summarize(payload, signal: signal) { _, fingerprint in fingerprints.append(fingerprint) }
+        self.fingerprints = fingerprints
+    }
+
+    /// Records the fingerprints and counts, per resource, the spans seen before.
+    mutating func countDuplicates(_ observer: any IngestObserver) {
+        guard !self.fingerprints.isEmpty else { return }
+        let fingerprints = self.fingerprints
+        self.resources = observer.withDuplicateCheck { seenBefore in
+            var resources = self.resources
+            var next = 0
+            for index in resources.indices {
+                let end = min(next + resources[index].itemCount, fingerprints.count)
+                var duplicates = 0
+                while next < end {
+                    if seenBefore(fingerprints[next]) { duplicates += 1 }
+                    next += 1
+                }
+                resources[index].duplicateSpans = duplicates
+            }
+            return resources
+        }
     }
 }
