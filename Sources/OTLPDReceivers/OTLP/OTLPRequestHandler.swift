@@ -313,7 +313,7 @@ package final class OTLPRequestHandler: RequestHandler {
         let counters = ingest == .grpc ? self.grpcCounters : self.httpCounters
         let wrongPort = (ingest == .grpc) != (head.client.role == .grpc)
         // Read while the bytes are still in cache; recorded once the outcome is known.
-        let sighting = self.observer.map { _ in Sighting(payload, signal: signal) }
+        let sighting = self.observer.map { _ in Sighting(payload, signal: signal, items: items) }
         guard self.memory.hold(extraBytes) else {
             counters.refused.add(items, for: signal)
             if let sighting { self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources) }
@@ -407,8 +407,9 @@ struct Sighting {
     /// One per span, in order: resource `i`'s spans follow resource `i - 1`'s.
     var fingerprints: [UInt64] = []
 
-    init(_ payload: ByteBuffer, signal: Signal) {
+    init(_ payload: ByteBuffer, signal: Signal, items: Int) {
         var fingerprints: [UInt64] = []
+        if signal == .traces { fingerprints.reserveCapacity(items) }
         self.resources = RequestSummaries.summarize(payload, signal: signal) { _, fingerprint in fingerprints.append(fingerprint) }
         self.fingerprints = fingerprints
     }
