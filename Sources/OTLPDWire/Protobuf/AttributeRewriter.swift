@@ -106,6 +106,8 @@ package struct AttributeRewriter {
     var items = AttributeList(arena: ScratchArena(chunkSize: 4096))
     var resourceAttributes = AttributeList(arena: ScratchArena(chunkSize: 4096))
     var changed = false
+    /// The editor's edits by key, read once per request.
+    var keyed: KeyedAttributeEdits.View?
 
     /// The batch with `editor`'s changes, part by part, or nil when it changed nothing.
     package static func rewrite(_ batch: TelemetryBatch, editor: some AttributeEditor) throws(WireError) -> TelemetryBatch? {
@@ -123,6 +125,8 @@ package struct AttributeRewriter {
     /// The request with `editor`'s changes, or nil when it changed nothing.
     package static func rewrite(_ payload: ByteBuffer, signal: Signal, editor: some AttributeEditor) throws(WireError) -> ByteBuffer? {
         var rewriter = AttributeRewriter()
+        let keyedEdits = editor.keyedEdits
+        rewriter.keyed = keyedEdits?.view
         var output = ByteBuffer()
         var failure: WireError?
         // Written straight into the buffer that is handed on; a request that
@@ -135,6 +139,8 @@ package struct AttributeRewriter {
                 failure = error
             }
         }
+        // The view points into the edits' table: kept alive until the walk is done.
+        withExtendedLifetime(keyedEdits) {}
         if let failure { throw failure }
         return rewriter.changed ? output : nil
     }
@@ -307,7 +313,7 @@ package struct AttributeRewriter {
         _ field: UInt32, _ content: WireReader, kind: ItemContext.Kind, attributeField: UInt32, resource: ResourceContext, scope: WireBytes?,
         metric: WireBytes?, editor: some AttributeEditor, to sink: inout ByteSink
     ) throws(WireError) {
-        if let edits = editor.keyedEdits {
+        if let edits = self.keyed {
             if try Self.writeEditedItem(field, content, attributeField: attributeField, edits, to: &sink) { self.changed = true }
             return
         }

@@ -368,6 +368,7 @@ extension ByteSink {
     }
 
     /// Leaves room for the length of a message about `expected` bytes long.
+    @inline(__always)
     package mutating func beginLength(expected: Int) -> PendingLength {
         let width = AnyValueEncoding.varintCount(UInt64(expected))
         self.reserve(width)
@@ -378,6 +379,7 @@ extension ByteSink {
 
     /// Writes the length of what followed `beginLength`, moving it when
     /// the length needs more or fewer bytes than were left.
+    @inline(__always)
     package mutating func endLength(_ pending: PendingLength) {
         let contentStart = pending.offset + pending.width
         let length = self.count - contentStart

@@ -43,14 +43,30 @@ package struct KeyedAttributeEdits: @unchecked Sendable {
         }
     }
 
+    /// What the per-item loop reads: plain values, copied without reference
+    /// counting, valid while the `KeyedAttributeEdits` they came from lives.
+    struct View {
+        let entries: UnsafeBufferPointer<Entry>
+        /// How much an item can grow: every addition or new value at its largest.
+        let growth: Int
+        /// Bit n set when some key is n bytes long (bit 63: 63 or longer): most
+        /// attributes are passed over on their key's length alone.
+        let keyLengths: UInt64
+
+        @inline(__always)
+        func index(of key: WireBytes) -> Int? {
+            guard self.keyLengths & 1 << UInt64(min(key.count, 63)) != 0 else { return nil }
+            var index = 0
+            while index < self.entries.count {
+                if self.entries[index].key.equalsQuickly(key) { return index }
+                index += 1
+            }
+            return nil
+        }
+    }
+
     private let table: Table
-    /// The table's entries, read in the loop without reference counting.
-    let entries: UnsafeBufferPointer<Entry>
-    /// How much an item can grow: every addition or new value at its largest.
-    let growth: Int
-    /// Bit n set when some key is n bytes long (bit 63: 63 or longer): most
-    /// attributes are passed over on their key's length alone.
-    let keyLengths: UInt64
+    let view: View
 
     /// Nil when the edits cannot be applied key by key: a key named twice, or
     /// more edits than one item's bookkeeping holds.
@@ -87,10 +103,12 @@ package struct KeyedAttributeEdits: @unchecked Sendable {
                 }
             return Entry(kind: kind, key: edit.key, keyValue: text.bytes.slice(range))
         }
-        self.table = Table(entries, encoded: text)
-        self.entries = UnsafeBufferPointer(start: self.table.entries.baseAddress, count: entries.count)
-        self.keyLengths = edits.reduce(0) { $0 | 1 << UInt64(min($1.key.count, 63)) }
-        self.growth = entries.reduce(0) { $0 + ($1.kind == .delete ? 0 : $1.keyValue.count + 4) }
+        let table = Table(entries, encoded: text)
+        self.table = table
+        self.view = View(
+            entries: UnsafeBufferPointer(start: table.entries.baseAddress, count: entries.count),
+            growth: entries.reduce(0) { $0 + ($1.kind == .delete ? 0 : $1.keyValue.count + 4) },
+            keyLengths: edits.reduce(0) { $0 | 1 << UInt64(min($1.key.count, 63)) })
     }
 
     private static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
@@ -101,18 +119,6 @@ package struct KeyedAttributeEdits: @unchecked Sendable {
         }
         bytes.append(UInt8(rest))
     }
-
-    @inline(__always)
-    func index(of key: WireBytes) -> Int? {
-        guard self.keyLengths & 1 << UInt64(min(key.count, 63)) != 0 else { return nil }
-        var index = 0
-        while index < self.entries.count {
-            let candidate = self.entries[index].key
-            if candidate.count == key.count && candidate == key { return index }
-            index += 1
-        }
-        return nil
-    }
 }
 
 extension AttributeRewriter {
@@ -120,7 +126,7 @@ extension AttributeRewriter {
     /// attributes (field `attributeField`): what no edit touches is copied in
     /// runs, additions go at the end. Returns whether anything changed.
     static func writeEditedItem(
-        _ field: UInt32, _ content: WireReader, attributeField: UInt32, _ edits: KeyedAttributeEdits, to sink: inout ByteSink
+        _ field: UInt32, _ content: WireReader, attributeField: UInt32, _ edits: KeyedAttributeEdits.View, to sink: inout ByteSink
     ) throws(WireError) -> Bool {
         Self.appendSmallVarint(UInt64(field) << 3 | 2, to: &sink)
         let pending = sink.beginLength(expected: content.remaining + edits.growth)
@@ -132,10 +138,13 @@ extension AttributeRewriter {
             let fieldStart = reader.position
             let (number, wireType) = try reader.readTag()
             guard number == attributeField, wireType == 2 else {
-                if wireType == 2 {
-                    _ = try reader.readLengthDelimited()
-                } else {
-                    try reader.skip(wireType: wireType, number: number)
+                // The common wire types without a call: a span is mostly ids, times and strings.
+                switch wireType {
+                case 2: _ = try reader.readLengthDelimited()
+                case 1: _ = try reader.readFixed64()
+                case 0: _ = try reader.readVarint()
+                case 5: _ = try reader.readFixed32()
+                default: try reader.skip(wireType: wireType, number: number)
                 }
                 continue
             }
@@ -156,12 +165,14 @@ extension AttributeRewriter {
             changed = true
         }
         sink.append(start: runStart, count: reader.position - runStart)
-        for index in edits.entries.indices where seen & (1 << index) == 0 {
+        var index = 0
+        while index < edits.entries.count {
             let entry = edits.entries[index]
-            if entry.kind == .insert || entry.kind == .upsert {
+            if seen & (1 << index) == 0 && (entry.kind == .insert || entry.kind == .upsert) {
                 Self.appendField(attributeField, entry.keyValue, to: &sink)
                 changed = true
             }
+            index += 1
         }
         sink.endLength(pending)
         return changed
@@ -198,5 +209,25 @@ extension AttributeRewriter {
         } else {
             sink.appendVarint(value)
         }
+    }
+}
+
+extension WireBytes {
+    /// `==` without a call for the short strings keys are: eight bytes at a time.
+    @inline(__always)
+    func equalsQuickly(_ other: WireBytes) -> Bool {
+        guard self.count == other.count else { return false }
+        var offset = 0
+        while offset + 8 <= self.count {
+            let a = UnsafeRawPointer(self.start + offset).loadUnaligned(as: UInt64.self)
+            let b = UnsafeRawPointer(other.start + offset).loadUnaligned(as: UInt64.self)
+            if a != b { return false }
+            offset += 8
+        }
+        while offset < self.count {
+            if self.start[offset] != other.start[offset] { return false }
+            offset += 1
+        }
+        return true
     }
 }
