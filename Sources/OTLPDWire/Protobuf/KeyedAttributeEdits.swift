@@ -134,21 +134,32 @@ extension AttributeRewriter {
         var runStart = reader.position
         var seen: UInt64 = 0
         var changed = false
+        // Attribute fields with a one-byte tag and a one-byte length (nearly
+        // all of them) are read without the general tag decoding.
+        let attributeTag: UInt8? = attributeField < 16 ? UInt8(attributeField << 3 | 2) : nil
         while !reader.isAtEnd {
             let fieldStart = reader.position
-            let (number, wireType) = try reader.readTag()
-            guard number == attributeField, wireType == 2 else {
-                // The common wire types without a call: a span is mostly ids, times and strings.
-                switch wireType {
-                case 2: _ = try reader.readLengthDelimited()
-                case 1: _ = try reader.readFixed64()
-                case 0: _ = try reader.readVarint()
-                case 5: _ = try reader.readFixed32()
-                default: try reader.skip(wireType: wireType, number: number)
+            let keyValue: WireBytes
+            if let attributeTag, reader.remaining >= 2, fieldStart[0] == attributeTag, fieldStart[1] < 0x80,
+                Int(fieldStart[1]) + 2 <= reader.remaining
+            {
+                keyValue = WireBytes(start: fieldStart + 2, count: Int(fieldStart[1]))
+                reader.position = fieldStart + 2 + Int(fieldStart[1])
+            } else {
+                let (number, wireType) = try reader.readTag()
+                guard number == attributeField, wireType == 2 else {
+                    // The common wire types without a call: a span is mostly ids, times and strings.
+                    switch wireType {
+                    case 2: _ = try reader.readLengthDelimited()
+                    case 1: _ = try reader.readFixed64()
+                    case 0: _ = try reader.readVarint()
+                    case 5: _ = try reader.readFixed32()
+                    default: try reader.skip(wireType: wireType, number: number)
+                    }
+                    continue
                 }
-                continue
+                keyValue = try reader.readLengthDelimited().bytes
             }
-            let keyValue = try reader.readLengthDelimited().bytes
             guard let index = edits.index(of: Self.key(of: keyValue)), seen & (1 << index) == 0 else { continue }
             seen |= 1 << index
             let entry = edits.entries[index]
