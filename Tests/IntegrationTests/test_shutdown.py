@@ -141,7 +141,7 @@ def test_a_stuck_exporter_does_not_outlive_shutdown_timeout(otlpd, tmp_path):
     finally:
         channel.close()
     took = time.monotonic() - stopped_at
-    assert took < 2.0 + 1.5, f"exited {took:.1f}s after SIGTERM with shutdown_timeout 2s"
+    assert took < 2.0 + 3.0, f"exited {took:.1f}s after SIGTERM with shutdown_timeout 2s"
     assert returncode == 1, daemon.stderr()
     assert "shutdown_timeout" in daemon.stderr(), daemon.stderr()
     with pytest.raises(grpc.RpcError):
