@@ -82,10 +82,10 @@ package struct KeyedAttributeEdits: @unchecked Sendable {
             switch edit {
             case .insert(let value), .update(let value), .upsert(let value):
                 encoded.append(0x0A)
-                Self.appendVarint(UInt64(key.count), to: &encoded)
+                AnyValueLiteral.appendVarint(UInt64(key.count), to: &encoded)
                 encoded += key.byteArray
                 encoded.append(0x12)
-                Self.appendVarint(UInt64(value.count), to: &encoded)
+                AnyValueLiteral.appendVarint(UInt64(value.count), to: &encoded)
                 encoded += value.byteArray
             case .delete:
                 break
@@ -109,15 +109,6 @@ package struct KeyedAttributeEdits: @unchecked Sendable {
             entries: UnsafeBufferPointer(start: table.entries.baseAddress, count: entries.count),
             growth: entries.reduce(0) { $0 + ($1.kind == .delete ? 0 : $1.keyValue.count + 4) },
             keyLengths: edits.reduce(0) { $0 | 1 << UInt64(min($1.key.count, 63)) })
-    }
-
-    private static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
-        var rest = value
-        while rest >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-            rest >>= 7
-        }
-        bytes.append(UInt8(rest))
     }
 }
 
