@@ -125,17 +125,25 @@ extension AttributeRewriter {
         var runStart = reader.position
         var seen: UInt64 = 0
         var changed = false
-        // Attribute fields with a one-byte tag and a one-byte length (nearly
-        // all of them) are read without the general tag decoding.
-        let attributeTag: UInt8? = attributeField < 16 ? UInt8(attributeField << 3 | 2) : nil
+        // Fields with a one-byte tag and a one-byte length or a fixed size
+        // (nearly all of a span's) are read without the general tag decoding.
+        // (0 never matches: a field number above 15 takes a longer tag.)
+        let attributeTag: UInt8 = attributeField < 16 ? UInt8(attributeField << 3 | 2) : 0
         while !reader.isAtEnd {
             let fieldStart = reader.position
             let keyValue: WireBytes
-            if let attributeTag, reader.remaining >= 2, fieldStart[0] == attributeTag, fieldStart[1] < 0x80,
-                Int(fieldStart[1]) + 2 <= reader.remaining
+            let remaining = reader.remaining
+            if remaining >= 2, fieldStart[0] < 0x80, fieldStart[0] >> 3 != 0, fieldStart[0] & 7 == 2, fieldStart[1] < 0x80,
+                Int(fieldStart[1]) + 2 <= remaining
             {
-                keyValue = WireBytes(start: fieldStart + 2, count: Int(fieldStart[1]))
+                // A one-byte tag and a one-byte length: ids, names, short strings, attributes.
                 reader.position = fieldStart + 2 + Int(fieldStart[1])
+                guard fieldStart[0] == attributeTag else { continue }
+                keyValue = WireBytes(start: fieldStart + 2, count: Int(fieldStart[1]))
+            } else if remaining >= 9, fieldStart[0] < 0x80, fieldStart[0] >> 3 != 0, fieldStart[0] & 7 == 1 {
+                // A one-byte tag and a fixed 64-bit value: the times.
+                reader.position = fieldStart + 9
+                continue
             } else {
                 let (number, wireType) = try reader.readTag()
                 guard number == attributeField, wireType == 2 else {
