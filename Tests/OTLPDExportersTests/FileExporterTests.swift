@@ -155,6 +155,47 @@ struct FileExporterTests {
         #expect(try lines("\(directory)/unsynced.jsonl").count == 1)
     }
 
+    @Test("a batch merged from several requests: one line per resource in JSON, one length-prefixed request in proto")
+    func mergedBatch() async throws {
+        let directory = try temporaryDirectory()
+        let first = TestRequests.traces(service: "checkout", spans: 2)
+        let second = TestRequests.traces(service: "payments", spans: 1)
+        let merged = TelemetryBatch(
+            signal: .traces, merging: [TelemetryBatch(signal: .traces, payload: first, itemCount: 2), TelemetryBatch(signal: .traces, payload: second, itemCount: 1)])
+        #expect(merged.parts.count == 2)
+        for options in [["format": "json"], ["format": "json", "compression": "gzip"]] {
+            let path = "\(directory)/merged-\(options.count).jsonl"
+            let exporter = try self.exporter(options.merging(["path": path]) { $1 })
+            try await exporter.start()
+            try await exporter.consume(merged)
+            await exporter.shutdown()
+            let written: [String]
+            if options["compression"] == nil {
+                written = try lines(path)
+            } else {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/bin/gzip")
+                process.arguments = ["-dc", path]
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                try process.run()
+                written = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").map(String.init)
+                process.waitUntilExit()
+            }
+            #expect(written.count == 2, "\(options)")
+            #expect(written.first?.contains("checkout") == true && written.last?.contains("payments") == true, "\(options)")
+        }
+        let exporter = try self.exporter(["path": "\(directory)/merged.binpb", "format": "proto"])
+        try await exporter.start()
+        try await exporter.consume(merged)
+        await exporter.shutdown()
+        var data = ByteBuffer(bytes: try Data(contentsOf: URL(fileURLWithPath: "\(directory)/merged.binpb")))
+        let length = data.readInteger(as: UInt32.self)
+        #expect(length == UInt32(first.readableBytes + second.readableBytes))
+        #expect(data.readSlice(length: Int(length ?? 0)) == merged.payload)
+        #expect(data.readableBytes == 0)
+    }
+
     @Test("proto format: 4-byte big-endian length, then the request")
     func protoFormat() async throws {
         let directory = try temporaryDirectory()

@@ -89,11 +89,7 @@ public final class FileExporter: Exporter {
         var bytes: ByteBuffer
         switch self.configuration.format {
         case .json:
-            bytes = OTLPJSONEncoder.encodeLines(parts[0], signal: signal)
-            for part in parts.dropFirst() {
-                var lines = OTLPJSONEncoder.encodeLines(part, signal: signal)
-                bytes.writeBuffer(&lines)
-            }
+            bytes = OTLPJSONEncoder.encodeLines(parts, signal: signal)
         case .proto:
             let size = parts.reduce(0) { $0 + $1.readableBytes }
             bytes = ByteBufferAllocator().buffer(capacity: size + 4)

@@ -161,16 +161,16 @@ struct AttributeActions: Sendable {
     /// The actions as edits by key, when each is an insert, update or upsert
     /// of a literal value or a delete by key, and no key is named twice.
     var keyedEdits: KeyedAttributeEdits? {
-        var edits: [(key: WireBytes, edit: KeyedAttributeEdits.Edit)] = []
+        var edits: [(key: WireBytes, kind: KeyedAttributeEdits.Kind, value: WireBytes?)] = []
         for action in self.actions {
             guard let key = action.keyBytes else { return nil }
             switch action.operation {
             case .insert, .update, .upsert:
                 guard let value = action.valueBytes, action.fromBytes == nil else { return nil }
-                edits.append((key, action.operation == .insert ? .insert(value) : action.operation == .update ? .update(value) : .upsert(value)))
+                edits.append((key, action.operation == .insert ? .insert : action.operation == .update ? .update : .upsert, value))
             case .delete:
                 guard action.pattern == nil else { return nil }
-                edits.append((key, .delete))
+                edits.append((key, .delete, nil))
             case .hash, .extract, .convert:
                 return nil
             }

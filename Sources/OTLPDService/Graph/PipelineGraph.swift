@@ -154,7 +154,8 @@ public final class PipelineGraph: Sendable {
     /// stuck on a blocked write must not keep the process from exiting.
     private static func withDeadline(_ deadline: ContinuousClock.Instant, _ work: @escaping @Sendable () async -> Void) async -> Bool {
         let (outcomes, continuation) = AsyncStream.makeStream(of: Bool.self, bufferingPolicy: .bufferingNewest(1))
-        let worker = Task {
+        // Not cancelled at the deadline: left running while the process exits.
+        Task {
             await work()
             continuation.yield(true)
         }
@@ -165,7 +166,6 @@ public final class PipelineGraph: Sendable {
         var iterator = outcomes.makeAsyncIterator()
         let completed = await iterator.next() ?? false
         timer.cancel()
-        _ = worker  // left running past the deadline: the process is about to exit
         return completed
     }
 

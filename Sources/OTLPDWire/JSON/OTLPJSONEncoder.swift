@@ -55,11 +55,16 @@ package enum OTLPJSONEncoder {
     /// One line per resource, written straight into a `ByteBuffer` (no copy
     /// from a scratch buffer): what the file exporter appends.
     package static func encodeLines(_ payload: ByteBuffer, signal: Signal) -> ByteBuffer {
+        Self.encodeLines([payload], signal: signal)
+    }
+
+    /// The lines of requests that together are one request, in one buffer.
+    package static func encodeLines(_ parts: [ByteBuffer], signal: Signal) -> ByteBuffer {
         // OTLP/JSON is about twice the protobuf size (hex ids, keys).
-        let estimate = payload.readableBytes * 5 / 2 + 4096
+        let estimate = parts.reduce(0) { $0 + $1.readableBytes } * 5 / 2 + 4096
         var output = ByteBufferAllocator().buffer(capacity: estimate)
         ByteSink.write(into: &output, estimate: estimate) { sink in
-            Self.appendLines(payload, signal: signal, to: &sink)
+            for part in parts { Self.appendLines(part, signal: signal, to: &sink) }
         }
         return output
     }

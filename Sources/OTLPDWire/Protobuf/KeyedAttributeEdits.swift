@@ -7,19 +7,18 @@
 /// with its key; inserted attributes come after the item's own).
 // Sendable: the entries are written once, before the value is shared, and read-only after.
 package struct KeyedAttributeEdits: @unchecked Sendable {
-    package enum Edit: Sendable {
-        /// `AnyValue` content to add when the key is missing.
-        case insert(WireBytes)
-        /// `AnyValue` content to set when the key is there.
-        case update(WireBytes)
-        /// `AnyValue` content to set, or to add when the key is missing.
-        case upsert(WireBytes)
+    package enum Kind: UInt8, Sendable {
+        /// Add the attribute when the key is missing.
+        case insert
+        /// Set the value when the key is there.
+        case update
+        /// Set the value, or add the attribute when the key is missing.
+        case upsert
         case delete
     }
 
     /// One edit as the per-item loop reads it.
     struct Entry {
-        enum Kind: UInt8 { case insert, update, upsert, delete }
         let kind: Kind
         let key: WireBytes
         /// The whole `KeyValue` (key and value) a setting edit writes, encoded once.
@@ -69,40 +68,29 @@ package struct KeyedAttributeEdits: @unchecked Sendable {
     let view: View
 
     /// Nil when the edits cannot be applied key by key: a key named twice, or
-    /// more edits than one item's bookkeeping holds.
-    package init?(_ edits: [(key: WireBytes, edit: Edit)]) {
+    /// more edits than one item's bookkeeping holds. `value` is `AnyValue`
+    /// content, for every kind but delete.
+    package init?(_ edits: [(key: WireBytes, kind: Kind, value: WireBytes?)]) {
         guard edits.count <= 64 else { return nil }
         for (index, edit) in edits.enumerated() where edits[..<index].contains(where: { $0.key == edit.key }) {
             return nil
         }
         var encoded: [UInt8] = []
         var ranges: [Range<Int>] = []
-        for (key, edit) in edits {
+        for (key, kind, value) in edits {
             let start = encoded.count
-            switch edit {
-            case .insert(let value), .update(let value), .upsert(let value):
+            if kind != .delete, let value {
                 encoded.append(0x0A)
                 AnyValueLiteral.appendVarint(UInt64(key.count), to: &encoded)
                 encoded += key.byteArray
                 encoded.append(0x12)
                 AnyValueLiteral.appendVarint(UInt64(value.count), to: &encoded)
                 encoded += value.byteArray
-            case .delete:
-                break
             }
             ranges.append(start..<encoded.count)
         }
         let text = WireText(encoded)
-        let entries = zip(edits, ranges).map { edit, range -> Entry in
-            let kind: Entry.Kind =
-                switch edit.edit {
-                case .insert: .insert
-                case .update: .update
-                case .upsert: .upsert
-                case .delete: .delete
-                }
-            return Entry(kind: kind, key: edit.key, keyValue: text.bytes.slice(range))
-        }
+        let entries = zip(edits, ranges).map { Entry(kind: $0.kind, key: $0.key, keyValue: text.bytes.slice($1)) }
         let table = Table(entries, encoded: text)
         self.table = table
         self.view = View(
