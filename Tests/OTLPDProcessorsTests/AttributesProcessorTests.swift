@@ -909,22 +909,47 @@ struct KeyedEditsTests {
     @Test("random attribute lists and keyed actions: the same result as running the actions one by one")
     func sameAsTheGeneralPath() async throws {
         var random = Generator(state: 0x9E37_79B9_7F4A_7C15)
-        let keys = ["a", "b", "c", "d"]
+        // A key and values past 127 bytes take two-byte lengths: the field walk's general way.
+        let keys = ["a", "b", "c", "d", String(repeating: "k", count: 130)]
         let operations = ["insert", "update", "upsert", "delete"]
         for round in 0..<150 {
+            let signal = Signal.allCases[round % 3]
             // Duplicate keys on purpose: an action touches the first one only.
             let input = Attrs((0..<Int.random(in: 0...6, using: &random)).map { index in
-                Attrs.Entry(key: keys.randomElement(using: &random)!, value: .string("v\(index)"))
+                let long = Int.random(in: 0..<4, using: &random) == 0
+                return Attrs.Entry(key: keys.randomElement(using: &random)!, value: .string(long ? String(repeating: "v", count: 200) : "v\(index)"))
             })
             let actions = keys.shuffled(using: &random).prefix(Int.random(in: 1...4, using: &random)).map { key in
                 let operation = operations.randomElement(using: &random)!
                 return operation == "delete" ? "{key: \(key), action: delete}" : "{key: \(key), value: n\(round), action: \(operation)}"
             }
             let yaml = "actions: [\(actions.joined(separator: ", "))]"
-            // An include rule that selects every span sends the same actions down the general path.
-            let general = try await applied(yaml + "\ninclude: {match_type: regexp, span_names: ['.*']}", to: input)
-            let keyed = try await applied(yaml, to: input)
-            #expect(keyed == general, "\(yaml) on \(input)")
+            // An include rule that selects every item sends the same actions down the general path.
+            let rule =
+                switch signal {
+                case .traces: "span_names: ['.*']"
+                case .logs: "log_bodies: ['.*']"
+                case .metrics: "metric_names: ['.*']"
+                }
+            let general = try await applied(yaml + "\ninclude: {match_type: regexp, \(rule)}", to: input, signal)
+            let keyed = try await applied(yaml, to: input, signal)
+            #expect(keyed == general, "\(signal): \(yaml) on \(input)")
         }
     }
+
+    @Test("keyed edits pass over fields with two-byte tags and lengths around the attributes")
+    func keyedEditsAcrossLongFields() async throws {
+        let harness = try Harness.attributes("actions: [{key: b, value: new, action: update}, {key: c, action: delete}, {key: z, value: 1, action: insert}]")
+        let longName = String(repeating: "n", count: 300)
+        // flags (field 16) has a two-byte tag; the name a two-byte length.
+        let span = OTLP.span(longName, ["a": "1", "b": "2", "c": "3"], fieldsAfter: #","flags":257,"status":{"code":2,"message":"boom"}"#)
+        let payload = try OTLP.encode(OTLP.request(.traces, [TestResource.service("svc", [span])]), .traces)
+        let output = try await harness.run(payload)
+        let items = try output.items
+        #expect(items == [["a": "1", "b": "new", "z": 1]], "\(items)")
+        let spans = try #require(output.resourceObjects.first?["scopeSpans"] as? [[String: Any]]).first?["spans"] as? [[String: Any]]
+        #expect(spans?.first?["name"] as? String == longName)
+        #expect(spans?.first?["flags"] as? Int == 257)
+    }
+
 }

@@ -19,7 +19,15 @@ public final class BatchProcessor: Processor {
     let memory: MemoryGuard?
     private let state = NIOLockedValueBox(State())
 
-    typealias Waiter = CheckedContinuation<Result<Void, ConsumeError>, Never>
+    typealias Waiter = CheckedContinuation<Turn, Never>
+
+    /// What a waiting request is told when it is woken.
+    enum Turn {
+        /// Its batch was handed on, with this outcome.
+        case done(Result<Void, ConsumeError>)
+        /// Its request filled the batch: it sends these itself and answers the others.
+        case send([TelemetryBatch], [Waiter])
+    }
 
     struct State {
         var batches: [TelemetryBatch] = []
@@ -53,15 +61,15 @@ public final class BatchProcessor: Processor {
             try await self.next.consume(batch)
             return
         }
-        let result = await withCheckedContinuation { (waiter: Waiter) in
+        let turn = await withCheckedContinuation { (waiter: Waiter) in
             let full = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
                 state.batches.append(batch)
                 state.items += batch.itemCount
-                state.waiters.append(waiter)
                 if state.items >= self.configuration.sendBatchSize || self.configuration.timeout == .zero || state.passThrough {
                     self.metrics?.sizeTriggered.add()
                     return Self.takeAll(&state)
                 }
+                state.waiters.append(waiter)
                 if state.timer == nil {
                     let generation = state.generation
                     let delay = TimeAmount.nanoseconds(self.configuration.timeout.nanosecondsValue)
@@ -69,11 +77,18 @@ public final class BatchProcessor: Processor {
                 }
                 return nil
             }
-            if let (batches, waiters) = full {
-                self.send(batches, waiters)
-            }
+            // The request that fills the batch sends it from its own task: no
+            // new task, and no hop to another thread, for each batch.
+            if let (batches, waiters) = full { waiter.resume(returning: .send(batches, waiters)) }
         }
-        try result.get()
+        switch turn {
+        case .done(let outcome):
+            try outcome.get()
+        case .send(let batches, let waiters):
+            let outcome = await self.send(batches)
+            for waiter in waiters { waiter.resume(returning: .done(outcome)) }
+            try outcome.get()
+        }
     }
 
     private static func takeAll(_ state: inout State) -> ([TelemetryBatch], [Waiter]) {
@@ -95,32 +110,39 @@ public final class BatchProcessor: Processor {
             self.metrics?.timeoutTriggered.add()
             return Self.takeAll(&state)
         }
-        if let (batches, waiters) = due { self.send(batches, waiters) }
+        if let (batches, waiters) = due { self.sendInTask(batches, waiters) }
+    }
+
+    /// Sends from a task of its own, for sends no request's task makes: the
+    /// timer's, and shutdown's.
+    private func sendInTask(_ batches: [TelemetryBatch], _ waiters: [Waiter]) {
+        Task {
+            let outcome = await self.send(batches)
+            for waiter in waiters { waiter.resume(returning: .done(outcome)) }
+        }
     }
 
     /// Hands the gathered requests on as one batch (or several, within the
-    /// maximum size), then answers every waiter with the outcome.
-    private func send(_ batches: [TelemetryBatch], _ waiters: [Waiter]) {
-        let next = self.next
+    /// maximum size) and returns the outcome.
+    private func send(_ batches: [TelemetryBatch]) async -> Result<Void, ConsumeError> {
         let parts = Self.merge(batches, signal: self.signal, maxItems: self.configuration.sendBatchMaxSize)
         for part in parts { self.metrics?.sendSize.record(part.itemCount) }
         // A split batch is a copy beside its callers' requests: it counts until handed on.
         let copied = parts.count > 1 ? parts.reduce(0) { $0 + $1.byteCount } : 0
-        let memory = self.memory
-        memory?.charge(copied)
-        Task {
-            defer { memory?.release(copied) }
-            var outcome: Result<Void, ConsumeError> = .success(())
-            for part in parts {
-                do throws(ConsumeError) {
-                    try await next.consume(part)
-                } catch {
-                    outcome = .failure(error)
-                }
-            }
+        self.memory?.charge(copied)
+        defer {
+            self.memory?.release(copied)
             self.state.withLockedValue { $0.inFlight -= 1 }
-            for waiter in waiters { waiter.resume(returning: outcome) }
         }
+        var outcome: Result<Void, ConsumeError> = .success(())
+        for part in parts {
+            do throws(ConsumeError) {
+                try await self.next.consume(part)
+            } catch {
+                outcome = .failure(error)
+            }
+        }
+        return outcome
     }
 
     /// Requests one after another are one valid request: merging lists
@@ -138,7 +160,7 @@ public final class BatchProcessor: Processor {
             state.passThrough = true
             return state.batches.isEmpty ? nil : Self.takeAll(&state)
         }
-        if let (batches, waiters) = held { self.send(batches, waiters) }
+        if let (batches, waiters) = held { self.sendInTask(batches, waiters) }
     }
 
     public func shutdown() async {

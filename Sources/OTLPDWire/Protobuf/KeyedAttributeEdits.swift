@@ -109,11 +109,52 @@ extension AttributeRewriter {
     ) throws(WireError) -> Bool {
         Self.appendSmallVarint(UInt64(field) << 3 | 2, to: &sink)
         let pending = sink.beginLength(expected: content.remaining + edits.growth)
-        var reader = content
-        var runStart = reader.position
+        // (0 never matches: a field number above 15 takes a longer tag.)
+        let attributeTag: UInt8 = attributeField < 16 ? UInt8(attributeField << 3 | 2) : 0
+        let keyLengths = edits.keyLengths
+        let end = content.end
+        var p = content.position
+        var runStart = p
         var seen: UInt64 = 0
         var changed = false
-        while let (fieldStart, keyValue) = try Self.nextCandidate(&reader, attributeField: attributeField, keyLengths: edits.keyLengths) {
+        while p < end {
+            // Passes over fields to the next attribute whose key length some
+            // edit has. Fields with a one-byte tag and a one-byte length or a
+            // fixed size (nearly all of a span's) are read without the general
+            // tag decoding; only this inner loop runs for most fields.
+            let fieldStart = p
+            let keyValue: WireBytes
+            let tag = p[0]
+            if tag >= 8 && tag < 0x80 && end - p >= 2 {
+                if tag & 7 == 2 && p[1] < 0x80 {
+                    let next = p + 2 + Int(p[1])
+                    if next <= end {
+                        p = next
+                        guard tag == attributeTag else { continue }
+                        keyValue = WireBytes(start: fieldStart + 2, count: Int(fieldStart[1]))
+                        // A key of a length no edit has is passed over at once.
+                        if keyValue.count >= 2 && keyValue.start[0] == 0x0A && keyValue.start[1] < 0x80
+                            && keyLengths & 1 << UInt64(min(keyValue.start[1], 63)) == 0
+                        {
+                            continue
+                        }
+                    } else {
+                        throw WireError(.truncated, offset: p - content.origin)
+                    }
+                } else if tag & 7 == 1 && end - p >= 9 {
+                    p += 9
+                    continue
+                } else if tag & 7 == 0 && p[1] < 0x80 {
+                    p += 2
+                    continue
+                } else {
+                    guard let found = try Self.readField(&p, end: end, content: content, attributeField: attributeField) else { continue }
+                    keyValue = found
+                }
+            } else {
+                guard let found = try Self.readField(&p, end: end, content: content, attributeField: attributeField) else { continue }
+                keyValue = found
+            }
             guard let index = edits.index(of: Self.key(of: keyValue)), seen & (1 << index) == 0 else { continue }
             seen |= 1 << index
             let entry = edits.entries[index]
@@ -126,10 +167,10 @@ extension AttributeRewriter {
                 sink.append(start: runStart, count: fieldStart - runStart)
                 Self.appendField(attributeField, entry.keyValue, to: &sink)
             }
-            runStart = reader.position
+            runStart = p
             changed = true
         }
-        sink.append(start: runStart, count: reader.position - runStart)
+        sink.append(start: runStart, count: p - runStart)
         var index = 0
         while index < edits.entries.count {
             let entry = edits.entries[index]
@@ -143,60 +184,21 @@ extension AttributeRewriter {
         return changed
     }
 
-    /// Moves `reader` past the next attribute field whose key length some
-    /// edit has, and returns where that field starts and its `KeyValue`;
-    /// nil at the end of the item. Only reads: the loop that writes stays
-    /// out of this one, which is most of the time spent on an item.
-    @inline(__always)
-    static func nextCandidate(
-        _ reader: inout WireReader, attributeField: UInt32, keyLengths: UInt64
-    ) throws(WireError) -> (fieldStart: UnsafePointer<UInt8>, keyValue: WireBytes)? {
-        // (0 never matches: a field number above 15 takes a longer tag.)
-        let attributeTag: UInt8 = attributeField < 16 ? UInt8(attributeField << 3 | 2) : 0
-        var p = reader.position
-        let end = reader.end
-        // Fields with a one-byte tag and a one-byte length or a fixed size
-        // (nearly all of a span's) are passed over without the general tag
-        // decoding; the rest take `WireReader`'s way, one field at a time.
-        while p < end {
-            let tag = p[0]
-            if tag >= 8 && tag < 0x80 && end - p >= 2 {
-                switch tag & 7 {
-                case 2 where p[1] < 0x80:
-                    let next = p + 2 + Int(p[1])
-                    guard next <= end else { break }
-                    if tag == attributeTag {
-                        let keyValue = WireBytes(start: p + 2, count: Int(p[1]))
-                        // A key of a length no edit has is passed over at once.
-                        if keyValue.count < 2 || keyValue.start[0] != 0x0A || keyValue.start[1] >= 0x80
-                            || keyLengths & 1 << UInt64(min(keyValue.start[1], 63)) != 0
-                        {
-                            reader.position = next
-                            return (p, keyValue)
-                        }
-                    }
-                    p = next
-                    continue
-                case 1 where end - p >= 9:
-                    p += 9
-                    continue
-                case 0 where p[1] < 0x80:
-                    p += 2
-                    continue
-                default:
-                    break
-                }
-            }
-            reader.position = p
-            let (number, wireType) = try reader.readTag()
-            if number == attributeField && wireType == 2 {
-                let keyValue = try reader.readLengthDelimited().bytes
-                return (p, keyValue)
-            }
-            try reader.skip(wireType: wireType, number: number)
-            p = reader.position
+    /// One field read the general way, for what the quick paths above do
+    /// not take: moves `position` past it and returns its content when it
+    /// is an attribute.
+    @inline(never)
+    static func readField(
+        _ position: inout UnsafePointer<UInt8>, end: UnsafePointer<UInt8>, content: WireReader, attributeField: UInt32
+    ) throws(WireError) -> WireBytes? {
+        var reader = content
+        reader.position = position
+        defer { position = reader.position }
+        let (number, wireType) = try reader.readTag()
+        if number == attributeField && wireType == 2 {
+            return try reader.readLengthDelimited().bytes
         }
-        reader.position = p
+        try reader.skip(wireType: wireType, number: number)
         return nil
     }
 
