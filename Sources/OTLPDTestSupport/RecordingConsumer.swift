@@ -39,7 +39,8 @@ public final class RecordingConsumer: Consumer {
         for waiter in waiters { waiter.resume() }
     }
 
-    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+        let batch = batch
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let wait = self.state.withLockedValue { state -> Bool in
                 if state.held { state.waiters.append(continuation) }

@@ -98,7 +98,7 @@ public protocol RequestHandler: Sendable {
     func bodyLimit(for head: ServerRequestHead) -> Int
     /// The answer to a body over its limit (413, or gRPC RESOURCE_EXHAUSTED).
     func bodyTooLarge(_ head: ServerRequestHead, limit: Int) -> ServerResponse
-    func handle(_ request: ServerRequest) async -> ServerResponse
+    func handle(_ request: consuming ServerRequest) async -> ServerResponse
     /// A connection that failed before a request: not HTTP, a protocol error, a TLS failure.
     func connectionFailed(client: ClientInfo, reason: String)
     /// Whether a request may start now; false answers it with `overloaded`.

@@ -46,7 +46,8 @@ final class RecordingHandler: RequestHandler {
         ServerResponse(status: 413, body: ByteBuffer(string: "too large"))
     }
 
-    func handle(_ request: ServerRequest) async -> ServerResponse {
+    func handle(_ request: consuming ServerRequest) async -> ServerResponse {
+        let request = request
         self.requests.withLockedValue { $0.append(request) }
         let held = self.held.withLockedValue { $0 }
         self.heldDuringHandle.withLockedValue { $0.append(held) }

@@ -4,8 +4,11 @@
 ///
 /// Returning normally means the batch is kept: written, or in a queue that
 /// will deliver it. Until then the client's request stays unanswered.
+///
+/// The batch is handed over: a stage that replaces it (an attribute rewrite)
+/// lets the original go, so its bytes are freed while the new ones wait on.
 public protocol Consumer: Sendable {
-    func consume(_ batch: TelemetryBatch) async throws(ConsumeError)
+    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError)
 }
 
 /// Why a stage could not take a batch, and whether the client may retry it.
@@ -50,9 +53,11 @@ public struct FanOutConsumer: Consumer {
         self.consumers = consumers
     }
 
-    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
-        for consumer in self.consumers {
-            try await consumer.consume(batch)
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+        guard let last = self.consumers.last else { return }
+        for consumer in self.consumers.dropLast() {
+            try await consumer.consume(copy batch)
         }
+        try await last.consume(batch)
     }
 }

@@ -26,7 +26,7 @@ public final class DebugExporter: Exporter {
 
     public func start() async throws {}
 
-    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
         await self.printer.print(batch)
     }
 

@@ -56,7 +56,7 @@ public final class FileExporter: Exporter {
         self.appenders.withLockedValue { $0.byPath.values.reduce(0) { $0 + $1.syncCount } }
     }
 
-    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
         guard let groupBy = self.configuration.groupBy else {
             try await self.appender(for: batch.signal, group: nil).append(self.record(batch.parts, signal: batch.signal))
             return

@@ -89,7 +89,7 @@ final class HealthCheckHandler: RequestHandler {
         self.logger.debug("health check connection failed", metadata: ["client": "\(client.endpoint)", "reason": "\(reason)"])
     }
 
-    func handle(_ request: ServerRequest) async -> ServerResponse {
+    func handle(_ request: consuming ServerRequest) async -> ServerResponse {
         let path = request.head.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
         guard path == self.path else {
             return ServerResponse(status: 404, headers: [HTTPHeaderField("content-type", "text/plain")], body: ByteBuffer(string: "the health check is at \(self.path)\n"))

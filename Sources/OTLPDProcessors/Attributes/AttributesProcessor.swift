@@ -26,7 +26,7 @@ public final class AttributesProcessor: Processor {
     public func start() async throws {}
     public func shutdown() async {}
 
-    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
         let editor = Editor(configuration: self.configuration, keyedEdits: self.keyedEdits, scratch: RegexScratch(groups: self.captureGroups))
         let rewritten: TelemetryBatch?
         do {
@@ -34,7 +34,13 @@ public final class AttributesProcessor: Processor {
         } catch {
             throw .permanent("the attributes processor could not read the request: \(error)")
         }
-        try await self.next.consume(rewritten ?? batch)
+        if let rewritten {
+            // The original's bytes are freed now, not when the whole pipeline is done.
+            _ = consume batch
+            try await self.next.consume(rewritten)
+        } else {
+            try await self.next.consume(batch)
+        }
     }
 
     /// One request's walk: the rules, the actions and their scratch memory.

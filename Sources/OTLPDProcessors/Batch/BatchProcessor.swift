@@ -55,12 +55,13 @@ public final class BatchProcessor: Processor {
 
     public func start() async throws {}
 
-    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
         if self.configuration.timeout == .zero && self.configuration.sendBatchMaxSize == 0 {
             // Nothing to wait for: hand it on in this task.
             try await self.next.consume(batch)
             return
         }
+        let batch = batch
         let turn = await withCheckedContinuation { (waiter: Waiter) in
             let full = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
                 state.batches.append(batch)

@@ -32,7 +32,7 @@ public final class DebugLogProcessor: Processor {
 
     public func start() async throws {}
 
-    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
         await self.printer.print(batch)
         try await self.next.consume(batch)
     }

@@ -85,7 +85,7 @@ public final class MemoryLimiterProcessor: Processor {
         self.check.withLockedValue { $0 = task }
     }
 
-    public func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
         // The byte count is enforced where requests come in: a request that got
         // this far was admitted and its bytes are already counted, so only the
         // process-size check can turn it back here.

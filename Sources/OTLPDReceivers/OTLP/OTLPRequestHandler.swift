@@ -90,7 +90,7 @@ package final class OTLPRequestHandler: RequestHandler {
         self.refusals.log(self.logger, client: client, protocolName: nil, path: nil, status: nil, reason: reason)
     }
 
-    package func handle(_ request: ServerRequest) async -> ServerResponse {
+    package func handle(_ request: consuming ServerRequest) async -> ServerResponse {
         if request.head.isGRPC {
             return await self.handleGRPC(request)
         }
@@ -99,7 +99,7 @@ package final class OTLPRequestHandler: RequestHandler {
 
     // MARK: OTLP/gRPC
 
-    private func handleGRPC(_ request: ServerRequest) async -> ServerResponse {
+    private func handleGRPC(_ request: consuming ServerRequest) async -> ServerResponse {
         let head = request.head
         guard let signal = GRPCRoutes.signal(forPath: head.path) else {
             return self.grpcRefusal(
@@ -114,18 +114,21 @@ package final class OTLPRequestHandler: RequestHandler {
         guard let coding = ContentCoding(headerValue: encodingHeader) else {
             return self.grpcRefusal(head, .unimplemented, "unsupported grpc-encoding '\(encodingHeader)'; supported: gzip, zstd, deflate, identity")
         }
-        let framed: (compressed: Bool, message: ByteBuffer)
+        let compressed: Bool
+        var message: ByteBuffer
         do {
-            framed = try GRPCFraming.deframe(request.body)
+            // The body is handed on, not kept here (see `deliver`).
+            (compressed, message) = try GRPCFraming.deframe((consume request).body)
         } catch {
             return self.grpcRefusal(head, .invalidArgument, "malformed gRPC message frame (\(error))")
         }
-        if framed.compressed && coding == .identity {
+        if compressed && coding == .identity {
             return self.grpcRefusal(head, .invalidArgument, "message flagged compressed but no grpc-encoding given")
         }
         let payload: ByteBuffer
         do {
-            payload = try Decompression.decompress(framed.message, coding: framed.compressed ? coding : .identity, limit: self.grpcLimit)
+            payload = try Decompression.decompress(message, coding: compressed ? coding : .identity, limit: self.grpcLimit)
+            message = ByteBuffer()
         } catch .tooLarge {
             return self.grpcRefusal(head, .resourceExhausted, "message larger than the \(self.grpcLimit)-byte limit after decompression")
         } catch {
@@ -138,8 +141,8 @@ package final class OTLPRequestHandler: RequestHandler {
             return self.grpcRefusal(head, .invalidArgument, "message is not a valid \(Self.requestName(signal)): \(error)")
         }
         do throws(ConsumeError) {
-            try await self.deliver(
-                payload, signal: signal, items: summary.itemCount, to: consumer, via: .grpc, head: head, extraBytes: framed.compressed ? payload.readableBytes : 0)
+            let extra = compressed ? payload.readableBytes : 0
+            try await self.deliver(consume payload, signal: signal, items: summary.itemCount, to: consumer, via: .grpc, head: head, extraBytes: extra)
         } catch {
             return self.grpcRefusal(head, error)
         }
@@ -164,7 +167,7 @@ package final class OTLPRequestHandler: RequestHandler {
 
     // MARK: OTLP/HTTP
 
-    private func handleHTTP(_ request: ServerRequest) async -> ServerResponse {
+    private func handleHTTP(_ request: consuming ServerRequest) async -> ServerResponse {
         let head = request.head
         let path = head.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.path
         let origin = head.header("origin")
@@ -209,7 +212,7 @@ package final class OTLPRequestHandler: RequestHandler {
         }
         let body: ByteBuffer
         do {
-            body = try Decompression.decompress(request.body, coding: coding, limit: self.httpLimit)
+            body = try Decompression.decompress((consume request).body, coding: coding, limit: self.httpLimit)
         } catch .tooLarge {
             return self.httpRefusal(
                 head, status: 413, encoding: encoding, "body larger than the \(self.httpLimit)-byte limit after decompression",
@@ -229,8 +232,9 @@ package final class OTLPRequestHandler: RequestHandler {
         do throws(ConsumeError) {
             // Bytes made here (decompressed, decoded from JSON) count too, besides the body the transport counted.
             let extra = (coding == .identity ? 0 : body.readableBytes) + (encoding == .json ? payload.readableBytes : 0)
+            _ = consume body
             try await self.deliver(
-                payload, signal: signal, items: summary.itemCount, to: consumer, via: encoding == .json ? .httpJSON : .httpProtobuf, head: head,
+                consume payload, signal: signal, items: summary.itemCount, to: consumer, via: encoding == .json ? .httpJSON : .httpProtobuf, head: head,
                 extraBytes: extra)
         } catch {
             switch error.kind {
@@ -302,7 +306,7 @@ package final class OTLPRequestHandler: RequestHandler {
     /// Hands a decoded request to its pipeline, and tells the counters and
     /// the per-service view what became of it.
     private func deliver(
-        _ payload: ByteBuffer,
+        _ payload: consuming ByteBuffer,
         signal: Signal,
         items: Int,
         to consumer: any Consumer,
@@ -313,7 +317,7 @@ package final class OTLPRequestHandler: RequestHandler {
         let counters = ingest == .grpc ? self.grpcCounters : self.httpCounters
         let wrongPort = (ingest == .grpc) != (head.client.role == .grpc)
         // Read while the bytes are still in cache; recorded once the outcome is known.
-        let sighting = self.observer.map { _ in Sighting(payload, signal: signal, items: items) }
+        let sighting = self.observer == nil ? nil : Sighting(payload, signal: signal, items: items)
         guard self.memory.hold(extraBytes) else {
             counters.refused.add(items, for: signal)
             if let sighting { self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources) }
@@ -321,6 +325,7 @@ package final class OTLPRequestHandler: RequestHandler {
         }
         defer { self.memory.release(extraBytes) }
         do throws(ConsumeError) {
+            // Handed over: a stage that replaces the request frees these bytes while the rest of the pipeline works.
             try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: items))
         } catch {
             (error.isRetryable ? counters.refused : counters.failed).add(items, for: signal)
@@ -407,7 +412,7 @@ struct Sighting {
     /// One per span, in order: resource `i`'s spans follow resource `i - 1`'s.
     var fingerprints: [UInt64] = []
 
-    init(_ payload: ByteBuffer, signal: Signal, items: Int) {
+    init(_ payload: borrowing ByteBuffer, signal: Signal, items: Int) {
         var fingerprints: [UInt64] = []
         if signal == .traces { fingerprints.reserveCapacity(items) }
         self.resources = RequestSummaries.summarize(payload, signal: signal) { _, fingerprint in fingerprints.append(fingerprint) }

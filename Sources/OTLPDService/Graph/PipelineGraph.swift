@@ -180,14 +180,15 @@ struct ExporterMeter: Consumer {
     let exporter: any Exporter
     let counters: ExporterCounters
 
-    func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+        let (items, signal) = (batch.itemCount, batch.signal)
         do {
             try await self.exporter.consume(batch)
         } catch {
-            self.counters.sendFailed.add(batch.itemCount, for: batch.signal)
+            self.counters.sendFailed.add(items, for: signal)
             throw error
         }
-        self.counters.sent.add(batch.itemCount, for: batch.signal)
+        self.counters.sent.add(items, for: signal)
     }
 }
 
@@ -196,7 +197,7 @@ struct ItemMeter: Consumer {
     let next: any Consumer
     let counter: TelemetryCounter
 
-    func consume(_ batch: TelemetryBatch) async throws(ConsumeError) {
+    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
         self.counter.add(batch.itemCount)
         try await self.next.consume(batch)
     }

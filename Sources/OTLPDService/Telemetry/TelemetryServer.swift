@@ -65,7 +65,7 @@ final class TelemetryRequestHandler: RequestHandler {
         self.logger.debug("self-telemetry connection failed", metadata: ["client": "\(client.endpoint)", "reason": "\(reason)"])
     }
 
-    func handle(_ request: ServerRequest) async -> ServerResponse {
+    func handle(_ request: consuming ServerRequest) async -> ServerResponse {
         let parts = request.head.path.split(separator: "?", maxSplits: 1)
         let path = parts.first.map(String.init) ?? "/"
         let query = parts.count > 1 ? String(parts[1]) : ""

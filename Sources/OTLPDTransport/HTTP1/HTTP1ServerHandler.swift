@@ -99,11 +99,13 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         }
     }
 
-    private func dispatch(_ request: ServerRequest, context: ChannelHandlerContext) {
+    private func dispatch(_ request: consuming ServerRequest, context: ChannelHandlerContext) {
         let handler = self.handler
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        // Handed over, not kept by the task: the body goes when the pipeline lets go of it.
+        var request: ServerRequest? = request
         Task.immediate(executorPreference: self.executor) {
-            let response = await handler.handle(request)
+            let response = await handler.handle(request.take()!)
             if loopBound.eventLoop.inEventLoop {
                 loopBound.value.0.write(response, context: loopBound.value.1)
             } else {

@@ -49,13 +49,14 @@ final class HTTP2RequestBridge: HTTP2ServerDelegate {
     }
 
     func handle(_ request: HTTP2Request, responder: HTTP2Responder) {
-        let serverRequest = ServerRequest(head: self.serverHead(request.head), body: request.body)
+        var serverRequest: ServerRequest? = ServerRequest(head: self.serverHead(request.head), body: request.body)
         let handler = self.handler
         // Runs on this event loop until the pipeline first waits, so a request
         // that no stage holds is answered without a thread hop; after a wait it
-        // resumes on the same loop.
+        // resumes on the same loop. The request is handed over, not kept by
+        // the task, so its body goes when the pipeline lets go of it.
         Task.immediate(executorPreference: self.executor) {
-            let response = await handler.handle(serverRequest)
+            let response = await handler.handle(serverRequest.take()!)
             responder.respond(HTTP2Response(status: response.status, headers: response.headers, body: response.body, trailers: response.trailers))
         }
     }
