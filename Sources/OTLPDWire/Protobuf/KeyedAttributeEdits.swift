@@ -117,44 +117,51 @@ extension AttributeRewriter {
         var runStart = p
         var seen: UInt64 = 0
         var changed = false
+        // The quick paths read a field's first two bytes: up to the last one.
+        let last = end - 1
         while p < end {
             // Passes over fields to the next attribute whose key length some
             // edit has. Fields with a one-byte tag and a one-byte length or a
-            // fixed size (nearly all of a span's) are read without the general
-            // tag decoding; only this inner loop runs for most fields.
+            // fixed size (nearly all of a span's) take a few instructions each.
             let fieldStart = p
-            let keyValue: WireBytes
-            let tag = p[0]
-            if tag >= 8 && tag < 0x80 && end - p >= 2 {
-                if tag & 7 == 2 && p[1] < 0x80 {
-                    let next = p + 2 + Int(p[1])
-                    if next <= end {
-                        p = next
+            var candidate: WireBytes?
+            if p < last {
+                let tag = p[0]
+                let second = p[1]
+                if tag & 0x87 == 0x02 {
+                    // Length-delimited: ids, names, strings, attributes.
+                    if second < 0x80 {
+                        p += 2 + Int(second)
+                        guard p <= end else { throw WireError(.truncated, offset: fieldStart - content.origin) }
                         guard tag == attributeTag else { continue }
-                        keyValue = WireBytes(start: fieldStart + 2, count: Int(fieldStart[1]))
-                        // A key of a length no edit has is passed over at once.
-                        if keyValue.count >= 2 && keyValue.start[0] == 0x0A && keyValue.start[1] < 0x80
-                            && keyLengths & 1 << UInt64(min(keyValue.start[1], 63)) == 0
+                        // A key written first with a one-byte length (as every encoder
+                        // writes it) that no edit's key matches in length: passed over.
+                        if second >= 2 && fieldStart[2] == 0x0A && fieldStart[3] < 0x80
+                            && keyLengths & 1 << UInt64(min(fieldStart[3], 63)) == 0
                         {
                             continue
                         }
-                    } else {
-                        throw WireError(.truncated, offset: p - content.origin)
+                        candidate = WireBytes(start: fieldStart + 2, count: Int(second))
                     }
-                } else if tag & 7 == 1 && end - p >= 9 {
-                    p += 9
-                    continue
-                } else if tag & 7 == 0 && p[1] < 0x80 {
+                } else if tag & 0x87 == 0x01 {
+                    // Fixed 64-bit: the times.
+                    if end - p >= 9 {
+                        p += 9
+                        continue
+                    }
+                } else if tag & 0x87 == 0x00 && second < 0x80 {
+                    // A one-byte varint: kind, flags, counts.
                     p += 2
                     continue
-                } else {
-                    guard let found = try Self.readField(&p, end: end, content: content, attributeField: attributeField) else { continue }
-                    keyValue = found
                 }
-            } else {
-                guard let found = try Self.readField(&p, end: end, content: content, attributeField: attributeField) else { continue }
-                keyValue = found
             }
+            if candidate == nil {
+                let field = try Self.readField(at: p, content: content, attributeField: attributeField)
+                p = field.next
+                guard let attribute = field.attribute else { continue }
+                candidate = attribute
+            }
+            guard let keyValue = candidate else { continue }
             guard let index = edits.index(of: Self.key(of: keyValue)), seen & (1 << index) == 0 else { continue }
             seen |= 1 << index
             let entry = edits.entries[index]
@@ -185,21 +192,22 @@ extension AttributeRewriter {
     }
 
     /// One field read the general way, for what the quick paths above do
-    /// not take: moves `position` past it and returns its content when it
-    /// is an attribute.
+    /// not take: where the next field starts, and the field's content when
+    /// it is an attribute. (Returned, not written through a pointer, so the
+    /// walk's position stays in a register.)
     @inline(never)
     static func readField(
-        _ position: inout UnsafePointer<UInt8>, end: UnsafePointer<UInt8>, content: WireReader, attributeField: UInt32
-    ) throws(WireError) -> WireBytes? {
+        at position: UnsafePointer<UInt8>, content: WireReader, attributeField: UInt32
+    ) throws(WireError) -> (next: UnsafePointer<UInt8>, attribute: WireBytes?) {
         var reader = content
         reader.position = position
-        defer { position = reader.position }
         let (number, wireType) = try reader.readTag()
         if number == attributeField && wireType == 2 {
-            return try reader.readLengthDelimited().bytes
+            let attribute = try reader.readLengthDelimited().bytes
+            return (reader.position, attribute)
         }
         try reader.skip(wireType: wireType, number: number)
-        return nil
+        return (reader.position, nil)
     }
 
     /// A `KeyValue`'s key: at its start, with a one-byte length, as every encoder writes it.
