@@ -233,9 +233,10 @@ package struct AttributeRewriter {
 
     /// ScopeSpans / ScopeLogs / ScopeMetrics: scope = 1, items or metrics = 2.
     mutating func scopeX(_ content: WireReader, signal: Signal, resource: ResourceContext, editor: some AttributeEditor, to sink: inout ByteSink) throws(WireError) {
+        // The scope, for the rules that look at it; keyed edits need none, so the items are not passed over twice.
         var scope: WireBytes?
         var scan = content
-        while !scan.isAtEnd {
+        while self.keyed == nil && !scan.isAtEnd {
             let (number, wireType) = try scan.readTag()
             if number == 1 && wireType == 2 { scope = try scan.readLengthDelimited().bytes } else { try scan.skip(wireType: wireType, number: number) }
         }
@@ -244,6 +245,11 @@ package struct AttributeRewriter {
         var reader = content
         while !reader.isAtEnd {
             let start = reader.mark
+            if let edits = self.keyed, signal != .metrics, let child = Self.readShortItem(&reader) {
+                // Spans and log records of up to 16 KiB, read without the general decoding.
+                if try Self.writeEditedItem(2, child, attributeField: signal == .traces ? 9 : 6, edits, to: &sink) { self.changed = true }
+                continue
+            }
             let (number, wireType) = try reader.readTag()
             guard number == 2 && wireType == 2 else {
                 try reader.skip(wireType: wireType, number: number)
@@ -261,6 +267,27 @@ package struct AttributeRewriter {
             }
         }
         sink.endLength(pending)
+    }
+
+    /// Field 2 (the items of a scope) with a length of one or two bytes:
+    /// its content, or nil (and `reader` unmoved) for anything else.
+    @inline(__always)
+    static func readShortItem(_ reader: inout WireReader) -> WireReader? {
+        let p = reader.position
+        let available = reader.end - p
+        guard available >= 3, p[0] == 2 << 3 | 2 else { return nil }
+        let length: Int
+        let header: Int
+        if p[1] < 0x80 {
+            (length, header) = (Int(p[1]), 2)
+        } else if p[2] < 0x80 {
+            (length, header) = (Int(p[1] & 0x7F) | Int(p[2]) << 7, 3)
+        } else {
+            return nil
+        }
+        guard length <= available - header else { return nil }
+        reader.position = p + header + length
+        return WireReader(position: p + header, end: reader.position, origin: reader.origin)
     }
 
     /// Metric: gauge = 5, sum = 7, histogram = 9, exponential_histogram = 10, summary = 11.
