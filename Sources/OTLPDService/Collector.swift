@@ -5,18 +5,31 @@ import ServiceLifecycle
 import UnixSignals
 
 /// The daemon: runs the pipeline graph of a config until a graceful
-/// shutdown (SIGTERM / SIGINT), then stops it within `shutdown_timeout`.
+/// shutdown (SIGTERM / SIGINT), then stops it within `shutdown_timeout`;
+/// on SIGHUP, reads the config again and moves to it without dropping
+/// anything in flight.
 public final class Collector: Service {
     let configuration: CollectorConfiguration
+    /// Reads the config files again (for SIGHUP); throws when they are invalid.
+    let reloadConfiguration: (@Sendable () throws -> CollectorConfiguration)?
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
     /// Outlives any one pipeline graph: bytes held by requests in flight stay counted.
     let memoryGuard = MemoryGuard()
 
-    public init(configuration: CollectorConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    public init(
+        configuration: CollectorConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
+        reloadConfiguration: (@Sendable () throws -> CollectorConfiguration)? = nil
+    ) {
         self.configuration = configuration
+        self.reloadConfiguration = reloadConfiguration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+    }
+
+    enum LifecycleEvent: Sendable {
+        case reload
+        case stop
     }
 
     public func run() async throws {
@@ -28,7 +41,7 @@ public final class Collector: Service {
             try await telemetryServer.start(group: self.eventLoopGroup)
             server = telemetryServer
         }
-        let graph: PipelineGraph
+        var graph: PipelineGraph
         do {
             graph = try await PipelineGraph.start(
                 self.configuration, eventLoopGroup: self.eventLoopGroup, logger: self.logger, telemetry: telemetry, ingestObserver: services,
@@ -40,25 +53,69 @@ public final class Collector: Service {
         self.logger.info(
             "otlpd is ready",
             metadata: ["pipelines": "\(self.configuration.pipelines.map { $0.id.description }.joined(separator: ","))"])
-        // SIGHUP's default action would end the process (a `systemctl reload`
-        // would stop the service): trap it until reloading exists.
+        // One queue of lifecycle events, handled in order: a SIGHUP during a
+        // reload waits for it, and a stop waits for a reload under way.
+        let (events, continuation) = AsyncStream.makeStream(of: LifecycleEvent.self)
         let hangups = Task {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                self.logger.warning("SIGHUP received: this build cannot reload its config yet; the running config stays")
+            for await _ in await UnixSignalsSequence(trapping: .sighup) { continuation.yield(.reload) }
+        }
+        let stops = Task {
+            try? await gracefulShutdown()
+            continuation.yield(.stop)
+        }
+        defer {
+            hangups.cancel()
+            stops.cancel()
+        }
+        lifecycle: for await event in events {
+            switch event {
+            case .reload: graph = await self.reload(graph)
+            case .stop: break lifecycle
             }
         }
-        defer { hangups.cancel() }
-        // Returns when a shutdown signal arrives.
-        try? await gracefulShutdown()
-        self.logger.info("shutting down", metadata: ["timeout": "\(ConfigUnits.format(self.configuration.shutdownTimeout))"])
-        let completed = await graph.shutdown(timeout: self.configuration.shutdownTimeout)
+        let timeout = graph.configuration.shutdownTimeout
+        self.logger.info("shutting down", metadata: ["timeout": "\(ConfigUnits.format(timeout))"])
+        let completed = await graph.shutdown(timeout: timeout)
         await server?.stop()
         guard completed else {
             // Exit 1 so a supervisor sees that the stop was cut short; what was
             // acknowledged had been written, what was not is the clients' to retry.
-            throw ShutdownTimeoutError(timeout: self.configuration.shutdownTimeout)
+            throw ShutdownTimeoutError(timeout: timeout)
         }
         self.logger.info("stopped")
+    }
+
+    /// SIGHUP: the graph of the config as the files say now, or the running
+    /// one when they are invalid or it cannot start.
+    private func reload(_ graph: PipelineGraph) async -> PipelineGraph {
+        guard let reloadConfiguration = self.reloadConfiguration else {
+            self.logger.warning("SIGHUP received, but this config has no files to read again; the running config stays")
+            return graph
+        }
+        self.logger.info("SIGHUP received: reloading the config")
+        let configuration: CollectorConfiguration
+        do {
+            configuration = try reloadConfiguration()
+        } catch {
+            self.logger.error(
+                "reload: the config is invalid; the running config stays",
+                metadata: ["error": "\(String(describing: error).split(separator: "\n").joined(separator: "; "))"])
+            return graph
+        }
+        let running = graph.configuration.telemetry
+        if configuration.telemetry.metricsEndpoint != running.metricsEndpoint || configuration.telemetry.logLevel != running.logLevel
+            || configuration.telemetry.logEncoding != running.logEncoding
+        {
+            self.logger.warning("reload: service.telemetry changes take effect at the next start")
+        }
+        do {
+            let next = try await graph.reload(to: configuration, timeout: configuration.shutdownTimeout)
+            self.logger.info("reloaded", metadata: ["pipelines": "\(configuration.pipelines.map { $0.id.description }.joined(separator: ","))"])
+            return next
+        } catch {
+            self.logger.error("reload: the new config could not start; the running config stays", metadata: ["error": "\(error)"])
+            return graph
+        }
     }
 }
 

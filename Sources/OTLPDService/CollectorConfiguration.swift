@@ -7,6 +7,9 @@ public struct CollectorConfiguration: Sendable {
         public var id: ComponentID
         public var factory: any ComponentFactory
         public var settings: ComponentConfiguration
+        /// Its config as written (without locations): a reload keeps a running
+        /// component whose source did not change.
+        public var source = ""
     }
 
     public struct Pipeline: Sendable {
@@ -84,7 +87,7 @@ public struct CollectorConfiguration: Sendable {
             for problem in factory.validate(settings) {
                 top.diagnostics.add(at: entry.value, path, problem)
             }
-            result[id] = Component(id: id, factory: factory, settings: settings)
+            result[id] = Component(id: id, factory: factory, settings: settings, source: entry.value.canonicalText)
         }
         return result
     }

@@ -75,7 +75,16 @@ struct RunCommand: AsyncParsableCommand {
             metadata: ["version": "\(OTLPDVersion.number)", "config": "\(self.options.files.isEmpty ? "<embedded default>" : self.options.files.joined(separator: ","))"])
         // One event loop per CPU the process may use (with taskset or pinning, fewer than the machine has).
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: UsableCPUs.count)
-        let collector = Collector(configuration: configuration, eventLoopGroup: eventLoops, logger: logger)
+        // SIGHUP reads the same files (and --set values) again.
+        let (files, sets) = (self.options.files, self.options.sets)
+        let reload: (@Sendable () throws -> CollectorConfiguration)? =
+            files.isEmpty
+            ? nil
+            : { @Sendable () throws -> CollectorConfiguration in
+                let reloaded = try ConfigLoader.load(files: files, sets: sets)
+                return try CollectorConfiguration.decode(reloaded.root)
+            }
+        let collector = Collector(configuration: configuration, eventLoopGroup: eventLoops, logger: logger, reloadConfiguration: reload)
         var groupLogger = logger
         groupLogger.logLevel = .warning
         let group = ServiceGroup(

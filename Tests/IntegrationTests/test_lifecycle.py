@@ -1,6 +1,5 @@
-"""Lifecycle beyond SIGTERM: SIGHUP, and the loopback-in-a-container warning.
-(Reloading on SIGHUP and systemd notification belong to the running-as-a-service
-capability and get their tests with it.)"""
+"""Lifecycle beyond SIGTERM: reloading on SIGHUP, and the loopback-in-a-container warning.
+(systemd notification belongs to the running-as-a-service capability and gets its tests with it.)"""
 import os
 import signal
 import socket
@@ -9,23 +8,104 @@ import time
 import grpc
 import pytest
 
-from otlpd_harness import (base_config, grpc_export, read_jsonl, request_span_ids, span_ids_in, to_yaml,
+from otlpd_harness import (attrs, base_config, grpc_export, read_jsonl, records, request_span_ids, span_ids_in, to_yaml,
                            trace_request, wait_until)
 
 
-def test_sighup_does_not_stop_the_daemon(otlpd, tmp_path):
-    """Reloading comes with a later capability; until then SIGHUP (a
-    `systemctl reload`) must neither kill otlpd nor drop anything: it logs that
-    the running config stays, and data keeps flowing."""
-    daemon = otlpd.start(base_config(tmp_path, exporters={"file": {"path": str(tmp_path / "out.jsonl")}}, signals=["traces"]))
+def tagging_config(tmp_path, value, **overrides):
+    """Traces into out.jsonl through an attributes processor that tags each span with `value`."""
+    return base_config(tmp_path, signals=["traces"],
+                       processors={"attributes/tag": {"actions": [{"key": "config", "value": value, "action": "upsert"}]}},
+                       exporters={"file": {"path": str(tmp_path / "out.jsonl")}}, **overrides)
+
+
+def reload(otlpd, daemon, path, config, expect="reloaded"):
+    """Rewrites the config file and sends SIGHUP; waits for the log line that ends the reload."""
+    before = len(daemon.logs_matching(expect))
+    otlpd.write_config(config, path.name, path.parent)
     daemon.send_signal(signal.SIGHUP)
-    wait_until(lambda: not daemon.running or [l for l in daemon.log_lines() if l.level == "warn" and "SIGHUP" in l.message],
-               5, "a warning that SIGHUP does not reload yet")
-    assert daemon.running, f"otlpd exited on SIGHUP with {daemon.proc.returncode}"
-    request = trace_request("after-hup", 2)
+    wait_until(lambda: len(daemon.logs_matching(expect)) > before, 15, f"'{expect}' after SIGHUP in:\n{daemon.stderr()}")
+
+
+def tags_by_span(tmp_path):
+    return {span["spanId"]: attrs(span.get("attributes")).get("config")
+            for _, _, span in records(read_jsonl(tmp_path / "out.jsonl"), "traces")}
+
+
+def test_sighup_reloads_the_pipelines_and_keeps_the_listeners(otlpd, tmp_path):
+    """A changed processor takes effect; the receiver and the file exporter,
+    whose config did not change, keep running: the same gRPC connection goes
+    on working across the reload."""
+    path = otlpd.write_config(tagging_config(tmp_path, "first"), "reload.yaml", tmp_path)
+    daemon = otlpd.start(configs=[path])
+    first, second = trace_request("reload", 2), trace_request("reload", 3)
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        grpc_export(channel, first)
+        reload(otlpd, daemon, path, tagging_config(tmp_path, "second"))
+        grpc_export(channel, second)
+    tags = tags_by_span(tmp_path)
+    assert {tags[i] for i in request_span_ids(first)} == {"first"}
+    assert {tags[i] for i in request_span_ids(second)} == {"second"}
+    assert len([l for l in daemon.log_lines() if l.message == "listening"]) == 2, \
+        "the unchanged listeners were not opened again"
+    assert daemon.stop() == 0
+
+
+def test_reload_flushes_what_a_batch_holds(otlpd, tmp_path):
+    """A request held by a batch (30 s timeout) is written and answered at the
+    reload, not lost with the old pipeline and not kept waiting."""
+    def config(timeout):
+        return base_config(tmp_path, signals=["traces"], processors={"batch": {"timeout": timeout, "send_batch_size": 1000}},
+                           exporters={"file": {"path": str(tmp_path / "out.jsonl")}})
+    path = otlpd.write_config(config("30s"), "reload.yaml", tmp_path)
+    daemon = otlpd.start(configs=[path])
+    request = trace_request("held", 4)
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        method = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                     request_serializer=lambda m: m.SerializeToString(), response_deserializer=lambda b: b)
+        future = method.future(request, timeout=25)
+        time.sleep(0.5)
+        assert not future.done(), "the batch holds the request until its timeout"
+        started = time.monotonic()
+        reload(otlpd, daemon, path, config("20s"))
+        future.result()
+        assert time.monotonic() - started < 5, "answered at the reload, not at the batch timeout"
+    assert sorted(span_ids_in(read_jsonl(tmp_path / "out.jsonl"))) == sorted(request_span_ids(request))
+    assert daemon.stop() == 0
+
+
+def test_an_invalid_config_on_reload_keeps_the_running_one(otlpd, tmp_path):
+    """A broken file is logged with its error, and the old config goes on serving."""
+    path = otlpd.write_config(tagging_config(tmp_path, "kept"), "reload.yaml", tmp_path)
+    daemon = otlpd.start(configs=[path])
+    reload(otlpd, daemon, path, "receivers: [this is not\n", expect="the config is invalid")
+    assert daemon.running
+    request = trace_request("after-bad-reload", 2)
     with grpc.insecure_channel(daemon.grpc_target) as channel:
         grpc_export(channel, request)
-    assert span_ids_in(read_jsonl(tmp_path / "out.jsonl")) == request_span_ids(request)
+    assert {tags_by_span(tmp_path)[i] for i in request_span_ids(request)} == {"kept"}
+    assert daemon.stop() == 0
+
+
+def test_a_changed_endpoint_moves_its_listener(otlpd, tmp_path):
+    """Only the receiver whose config changed is replaced: its new port
+    serves, its old one is closed, and nothing sent before is lost."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        new_port = probe.getsockname()[1]
+    path = otlpd.write_config(tagging_config(tmp_path, "one"), "reload.yaml", tmp_path)
+    daemon = otlpd.start(configs=[path])
+    old_port = daemon.grpc_port
+    before = trace_request("moved", 2)
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        grpc_export(channel, before)
+    reload(otlpd, daemon, path, tagging_config(tmp_path, "one", grpc={"endpoint": f"127.0.0.1:{new_port}"}))
+    after = trace_request("moved", 2)
+    with grpc.insecure_channel(f"127.0.0.1:{new_port}") as channel:
+        grpc_export(channel, after)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", old_port), timeout=2).close()
+    assert sorted(span_ids_in(read_jsonl(tmp_path / "out.jsonl"))) == sorted(request_span_ids(before) + request_span_ids(after))
     assert daemon.stop() == 0
 
 

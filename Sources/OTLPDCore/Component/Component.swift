@@ -17,6 +17,9 @@ public protocol Receiver: Component {
     /// Waits (up to `timeout`) for requests already accepted to be answered,
     /// then closes what is left.
     func drain(timeout: Duration) async
+    /// Sends requests from now on to `consumers` (a reload's new pipelines);
+    /// requests already under way finish where they started.
+    func replaceConsumers(_ consumers: [Signal: any Consumer])
 }
 
 public protocol Exporter: Component, Consumer {}

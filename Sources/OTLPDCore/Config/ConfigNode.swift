@@ -43,6 +43,17 @@ public struct ConfigNode: Sendable {
         self.location = location
     }
 
+    /// The node's content without where it was written: equal for two
+    /// configs that say the same, so a reload can keep what did not change.
+    public var canonicalText: String {
+        switch self.value {
+        case .scalar(let text, let quoted): quoted ? "\"\(text)\"" : text
+        case .mapping(let entries): "{" + entries.map { "\($0.key): \($0.value.canonicalText)" }.joined(separator: ", ") + "}"
+        case .sequence(let items): "[" + items.map(\.canonicalText).joined(separator: ", ") + "]"
+        case .null: "null"
+        }
+    }
+
     public static func scalar(_ text: String, quoted: Bool = false, location: ConfigLocation? = nil) -> ConfigNode {
         ConfigNode(.scalar(text, quoted: quoted), location: location)
     }

@@ -83,6 +83,10 @@ public final class OTLPReceiver: Receiver {
         }
     }
 
+    public func replaceConsumers(_ consumers: [Signal: any Consumer]) {
+        self.handler.replaceConsumers(consumers)
+    }
+
     public func shutdown() async {
         await self.stopAccepting()
         for listener in self.listeners.withLockedValue({ $0 }) { listener.closeAll() }

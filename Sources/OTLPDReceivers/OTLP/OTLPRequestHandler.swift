@@ -14,7 +14,8 @@ import OTLPDWire
 /// line naming the client and the reason.
 package final class OTLPRequestHandler: RequestHandler {
     let configuration: OTLPReceiverConfiguration
-    let consumers: [Signal: any Consumer]
+    /// Each signal's pipelines; replaced on a reload.
+    private let consumers: NIOLockedValueBox<[Signal: any Consumer]>
     let logger: Logger
     private let grpcLimit: Int
     private let httpLimit: Int
@@ -29,7 +30,7 @@ package final class OTLPRequestHandler: RequestHandler {
 
     package init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings) {
         self.configuration = configuration
-        self.consumers = consumers
+        self.consumers = NIOLockedValueBox(consumers)
         self.logger = settings.logger
         self.grpcCounters = settings.telemetry.receiver(settings.id, transport: "grpc")
         self.httpCounters = settings.telemetry.receiver(settings.id, transport: "http")
@@ -38,6 +39,14 @@ package final class OTLPRequestHandler: RequestHandler {
         // Either protocol is served on either port: without its own section, a protocol borrows the other's limit.
         self.grpcLimit = configuration.grpc?.maxReceiveMessageBytes ?? configuration.http?.maxRequestBodyBytes ?? (64 << 20)
         self.httpLimit = configuration.http?.maxRequestBodyBytes ?? configuration.grpc?.maxReceiveMessageBytes ?? (64 << 20)
+    }
+
+    func consumer(for signal: Signal) -> (any Consumer)? {
+        self.consumers.withLockedValue { $0[signal] }
+    }
+
+    func replaceConsumers(_ consumers: [Signal: any Consumer]) {
+        self.consumers.withLockedValue { $0 = consumers }
     }
 
     // MARK: RequestHandler
@@ -107,7 +116,7 @@ package final class OTLPRequestHandler: RequestHandler {
                 "unknown method \(head.path); this server implements \(Signal.allCases.map(GRPCRoutes.path(for:)).joined(separator: ", "))")
         }
         self.warnIfMixedUp(head, sentGRPC: true)
-        guard let consumer = self.consumers[signal] else {
+        guard let consumer = self.consumer(for: signal) else {
             return self.grpcRefusal(head, .unimplemented, "no \(signal) pipeline uses this receiver")
         }
         let encodingHeader = head.header("grpc-encoding") ?? "identity"
@@ -201,7 +210,7 @@ package final class OTLPRequestHandler: RequestHandler {
                 "unsupported Content-Type '\(head.header("content-type") ?? "")'; use application/x-protobuf or application/json",
                 extraHeaders: corsHeaders)
         }
-        guard let consumer = self.consumers[signal] else {
+        guard let consumer = self.consumer(for: signal) else {
             return self.httpRefusal(head, status: 404, encoding: encoding, "no \(signal) pipeline uses this receiver", extraHeaders: corsHeaders)
         }
         let encodingHeader = head.header("content-encoding") ?? "identity"

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import OTLPDCore
 
@@ -9,25 +10,63 @@ import OTLPDCore
 /// is accepted before there is somewhere to put it; stopped upstream first
 /// (receivers, processors, exporters) so each stage drains into a live one.
 public final class PipelineGraph: Sendable {
+    let configuration: CollectorConfiguration
     let extensions: [(ComponentID, any Extension)]
     let receivers: [(ComponentID, any Receiver)]
     /// In pipeline order: earlier processors flush into later ones.
     let processors: [(String, any Processor)]
     let exporters: [(ComponentID, any Exporter)]
+    /// What each receiver feeds, per signal: the pipelines' first stages.
+    let receiverConsumers: [ComponentID: [Signal: any Consumer]]
+    /// Counts requests inside this graph's pipelines, so a reload retires
+    /// the old graph only once they are through.
+    let inFlight: InFlightGate
+    let context: Context
     let logger: Logger
 
+    /// What every component of a graph is built with, the same across reloads.
+    public struct Context: Sendable {
+        var eventLoopGroup: any EventLoopGroup
+        var logger: Logger
+        var telemetry: SelfTelemetry
+        var ingestObserver: (any IngestObserver)?
+        var memoryGuard: MemoryGuard
+
+        func settings(_ kind: ComponentKind, _ id: ComponentID) -> ComponentSettings {
+            var componentLogger = self.logger
+            componentLogger[metadataKey: "component"] = "\(kind.rawValue)/\(id)"
+            return ComponentSettings(
+                id: id, logger: componentLogger, eventLoopGroup: self.eventLoopGroup, telemetry: self.telemetry,
+                ingestObserver: kind == .receiver ? self.ingestObserver : nil, memoryGuard: self.memoryGuard)
+        }
+    }
+
+    /// Running components a new graph takes over from the one it replaces.
+    struct Carried {
+        var receivers: [ComponentID: any Receiver] = [:]
+        var exporters: [ComponentID: any Exporter] = [:]
+        var extensions: [ComponentID: any Extension] = [:]
+    }
+
     private init(
+        configuration: CollectorConfiguration,
         extensions: [(ComponentID, any Extension)],
         receivers: [(ComponentID, any Receiver)],
         processors: [(String, any Processor)],
         exporters: [(ComponentID, any Exporter)],
-        logger: Logger
+        receiverConsumers: [ComponentID: [Signal: any Consumer]],
+        inFlight: InFlightGate,
+        context: Context
     ) {
+        self.configuration = configuration
         self.extensions = extensions
         self.receivers = receivers
         self.processors = processors
         self.exporters = exporters
-        self.logger = logger
+        self.receiverConsumers = receiverConsumers
+        self.inFlight = inFlight
+        self.context = context
+        self.logger = context.logger
     }
 
     /// Builds and starts everything; on failure, stops what had started and throws.
@@ -39,90 +78,192 @@ public final class PipelineGraph: Sendable {
         ingestObserver: (any IngestObserver)? = nil,
         memoryGuard: MemoryGuard = MemoryGuard()
     ) async throws -> PipelineGraph {
-        func settings(_ kind: ComponentKind, _ id: ComponentID) -> ComponentSettings {
-            var componentLogger = logger
-            componentLogger[metadataKey: "component"] = "\(kind.rawValue)/\(id)"
-            return ComponentSettings(
-                id: id, logger: componentLogger, eventLoopGroup: eventLoopGroup, telemetry: telemetry,
-                ingestObserver: kind == .receiver ? ingestObserver : nil, memoryGuard: memoryGuard)
-        }
+        let context = Context(
+            eventLoopGroup: eventLoopGroup, logger: logger, telemetry: telemetry, ingestObserver: ingestObserver, memoryGuard: memoryGuard)
+        return try await Self.start(configuration, carried: Carried(), context: context)
+    }
 
-        // Extensions: before everything, in the order service.extensions lists them.
-        var extensions: [(ComponentID, any Extension)] = []
-        for id in configuration.enabledExtensions {
-            let component = configuration.extensions[id]!
-            extensions.append((id, try (component.factory as! any ExtensionFactory).makeExtension(component.settings, settings: settings(.extension, id))))
-        }
-
-        // Exporters: one instance each, fed by every pipeline that names it.
-        var exporters: [(ComponentID, any Exporter)] = []
-        var exporterByID: [ComponentID: any Consumer] = [:]
-        for id in Self.ordered(configuration.pipelines.flatMap(\.exporters)) {
-            let component = configuration.exporters[id]!
-            let signals = Set(configuration.pipelines.filter { $0.exporters.contains(id) }.map(\.id.signal))
-            let exporter = try (component.factory as! any ExporterFactory).makeExporter(component.settings, signals: signals, settings: settings(.exporter, id))
-            exporters.append((id, exporter))
-            exporterByID[id] = ExporterMeter(exporter: exporter, counters: telemetry.exporter(id))
-        }
-
-        // Processors: one instance per pipeline, chained from the last to the first.
-        var processors: [(String, any Processor)] = []
-        var heads: [PipelineID: any Consumer] = [:]
-        for pipeline in configuration.pipelines {
-            let targets = pipeline.exporters.map { exporterByID[$0]! }
-            var next: any Consumer = targets.count == 1 ? targets[0] : FanOutConsumer(targets)
-            var chain: [(String, any Processor)] = []
-            for id in pipeline.processors.reversed() {
-                let component = configuration.processors[id]!
-                let counters = telemetry.processor(id, signal: pipeline.id.signal)
-                let processor = try (component.factory as! any ProcessorFactory).makeProcessor(
-                    component.settings, signal: pipeline.id.signal, next: ItemMeter(next: next, counter: counters.outgoing),
-                    settings: settings(.processor, id))
-                chain.insert(("\(pipeline.id)/\(id)", processor), at: 0)
-                next = ItemMeter(next: processor, counter: counters.incoming)
-            }
-            processors += chain
-            heads[pipeline.id] = next
-        }
-
-        // Receivers: one instance each, feeding every pipeline that names it.
-        var receivers: [(ComponentID, any Receiver)] = []
-        for id in Self.ordered(configuration.pipelines.flatMap(\.receivers)) {
-            let component = configuration.receivers[id]!
-            var consumers: [Signal: any Consumer] = [:]
-            for signal in Signal.allCases {
-                let targets = configuration.pipelines.filter { $0.id.signal == signal && $0.receivers.contains(id) }.map { heads[$0.id]! }
-                if !targets.isEmpty { consumers[signal] = targets.count == 1 ? targets[0] : FanOutConsumer(targets) }
-            }
-            let receiver = try (component.factory as! any ReceiverFactory).makeReceiver(component.settings, consumers: consumers, settings: settings(.receiver, id))
-            receivers.append((id, receiver))
-        }
-
-        let graph = PipelineGraph(extensions: extensions, receivers: receivers, processors: processors, exporters: exporters, logger: logger)
+    /// Builds the graph of `configuration` around the `carried` components
+    /// and starts the rest: downstream first, so nothing is accepted before
+    /// there is somewhere to put it. On failure, stops what it started.
+    static func start(_ configuration: CollectorConfiguration, carried: Carried, context: Context) async throws -> PipelineGraph {
+        let telemetry = context.telemetry
         var started: [any Component] = []
         do {
-            for (_, component) in extensions {
-                try await component.start()
-                started.append(component)
+            // Extensions: before everything, in the order service.extensions lists them.
+            var extensions: [(ComponentID, any Extension)] = []
+            for id in configuration.enabledExtensions {
+                if let running = carried.extensions[id] {
+                    extensions.append((id, running))
+                    continue
+                }
+                let component = configuration.extensions[id]!
+                let made = try (component.factory as! any ExtensionFactory).makeExtension(component.settings, settings: context.settings(.extension, id))
+                try await made.start()
+                started.append(made)
+                extensions.append((id, made))
             }
-            for (_, exporter) in exporters {
-                try await exporter.start()
-                started.append(exporter)
+
+            // Exporters: one instance each, fed by every pipeline that names it.
+            var exporters: [(ComponentID, any Exporter)] = []
+            var exporterByID: [ComponentID: any Consumer] = [:]
+            for id in Self.ordered(configuration.pipelines.flatMap(\.exporters)) {
+                let exporter: any Exporter
+                if let running = carried.exporters[id] {
+                    exporter = running
+                } else {
+                    let component = configuration.exporters[id]!
+                    exporter = try (component.factory as! any ExporterFactory).makeExporter(
+                        component.settings, signals: Self.signals(of: id, in: configuration), settings: context.settings(.exporter, id))
+                    try await exporter.start()
+                    started.append(exporter)
+                }
+                exporters.append((id, exporter))
+                exporterByID[id] = ExporterMeter(exporter: exporter, counters: telemetry.exporter(id))
             }
-            for (_, processor) in processors {
-                try await processor.start()
-                started.append(processor)
+
+            // Processors: one instance per pipeline, chained from the last to the first; new on every reload.
+            var processors: [(String, any Processor)] = []
+            var heads: [PipelineID: any Consumer] = [:]
+            for pipeline in configuration.pipelines {
+                let targets = pipeline.exporters.map { exporterByID[$0]! }
+                var next: any Consumer = targets.count == 1 ? targets[0] : FanOutConsumer(targets)
+                var chain: [(String, any Processor)] = []
+                for id in pipeline.processors.reversed() {
+                    let component = configuration.processors[id]!
+                    let counters = telemetry.processor(id, signal: pipeline.id.signal)
+                    let processor = try (component.factory as! any ProcessorFactory).makeProcessor(
+                        component.settings, signal: pipeline.id.signal, next: ItemMeter(next: next, counter: counters.outgoing),
+                        settings: context.settings(.processor, id))
+                    chain.insert(("\(pipeline.id)/\(id)", processor), at: 0)
+                    next = ItemMeter(next: processor, counter: counters.incoming)
+                }
+                for (_, processor) in chain.reversed() {
+                    try await processor.start()
+                    started.append(processor)
+                }
+                processors += chain
+                heads[pipeline.id] = next
             }
-            for (_, receiver) in receivers {
+
+            // Receivers: one instance each, feeding every pipeline that names it.
+            let gate = InFlightGate()
+            var receivers: [(ComponentID, any Receiver)] = []
+            var receiverConsumers: [ComponentID: [Signal: any Consumer]] = [:]
+            for id in Self.ordered(configuration.pipelines.flatMap(\.receivers)) {
+                var consumers: [Signal: any Consumer] = [:]
+                for signal in Signal.allCases {
+                    let targets = configuration.pipelines.filter { $0.id.signal == signal && $0.receivers.contains(id) }.map { heads[$0.id]! }
+                    if !targets.isEmpty { consumers[signal] = GatedConsumer(next: targets.count == 1 ? targets[0] : FanOutConsumer(targets), gate: gate) }
+                }
+                receiverConsumers[id] = consumers
+                if let running = carried.receivers[id] {
+                    receivers.append((id, running))
+                    continue
+                }
+                let component = configuration.receivers[id]!
+                let receiver = try (component.factory as! any ReceiverFactory).makeReceiver(
+                    component.settings, consumers: consumers, settings: context.settings(.receiver, id))
                 try await receiver.start()
                 started.append(receiver)
+                receivers.append((id, receiver))
             }
+            let graph = PipelineGraph(
+                configuration: configuration, extensions: extensions, receivers: receivers, processors: processors, exporters: exporters,
+                receiverConsumers: receiverConsumers, inFlight: gate, context: context)
+            // Carried receivers send to the new pipelines only now that all of them run.
+            for (id, receiver) in carried.receivers { receiver.replaceConsumers(receiverConsumers[id] ?? [:]) }
+            for (_, component) in extensions { await component.pipelinesReady() }
+            return graph
         } catch {
             for component in started.reversed() { await component.shutdown() }
             throw error
         }
-        for (_, component) in extensions { await component.pipelinesReady() }
-        return graph
+    }
+
+    static func signals(of exporter: ComponentID, in configuration: CollectorConfiguration) -> Set<Signal> {
+        Set(configuration.pipelines.filter { $0.exporters.contains(exporter) }.map(\.id.signal))
+    }
+
+    // MARK: Reload
+
+    /// Replaces this graph with one for `configuration`: receivers,
+    /// exporters and extensions whose config did not change keep running
+    /// (so do their listeners, connections and files); the rest are
+    /// replaced. This graph's batches are flushed and its requests finish
+    /// here before its processors and exporters stop. If the new graph
+    /// cannot start, this one runs on as it was and the error is thrown.
+    public func reload(to configuration: CollectorConfiguration, timeout: Duration) async throws -> PipelineGraph {
+        let deadline = ContinuousClock.now + timeout
+        let old = self.configuration
+        var carried = Carried()
+        for (id, receiver) in self.receivers
+        where configuration.receivers[id]?.source == old.receivers[id]?.source && configuration.pipelines.contains(where: { $0.receivers.contains(id) }) {
+            carried.receivers[id] = receiver
+        }
+        for (id, exporter) in self.exporters
+        where configuration.exporters[id]?.source == old.exporters[id]?.source
+            && Self.signals(of: id, in: configuration) == Self.signals(of: id, in: old)
+        {
+            carried.exporters[id] = exporter
+        }
+        for (id, component) in self.extensions
+        where configuration.extensions[id]?.source == old.extensions[id]?.source && configuration.enabledExtensions.contains(id) {
+            carried.extensions[id] = component
+        }
+        // What goes away stops first: a changed receiver or extension may listen where its old self did.
+        let leaving = self.receivers.filter { carried.receivers[$0.0] == nil }
+        for (_, receiver) in leaving { await receiver.stopAccepting() }
+        for (_, receiver) in leaving {
+            await receiver.drain(timeout: max(.zero, deadline - ContinuousClock.now))
+            await receiver.shutdown()
+        }
+        let leavingExtensions = self.extensions.filter { carried.extensions[$0.0] == nil }
+        for (_, component) in leavingExtensions.reversed() { await component.shutdown() }
+
+        let next: PipelineGraph
+        do {
+            next = try await Self.start(configuration, carried: carried, context: self.context)
+        } catch {
+            // Back to this graph's own config: what stopped for the change starts again.
+            try? await self.restart(receivers: leaving.map(\.0), extensions: leavingExtensions.map(\.0))
+            throw error
+        }
+        await self.retire(keeping: carried, deadline: deadline)
+        return next
+    }
+
+    /// After a failed reload: starts again the receivers and extensions of
+    /// this graph's config that were stopped for it.
+    private func restart(receivers: [ComponentID], extensions: [ComponentID]) async throws {
+        for id in extensions {
+            let component = self.configuration.extensions[id]!
+            let made = try (component.factory as! any ExtensionFactory).makeExtension(component.settings, settings: self.context.settings(.extension, id))
+            try await made.start()
+            await made.pipelinesReady()
+        }
+        for id in receivers {
+            let component = self.configuration.receivers[id]!
+            let receiver = try (component.factory as! any ReceiverFactory).makeReceiver(
+                component.settings, consumers: self.receiverConsumers[id] ?? [:], settings: self.context.settings(.receiver, id))
+            try await receiver.start()
+        }
+    }
+
+    /// The old graph's end after a reload: held batches go on at once,
+    /// requests under way finish, then its own processors and exporters stop.
+    private func retire(keeping carried: Carried, deadline: ContinuousClock.Instant) async {
+        for (_, processor) in self.processors { await processor.beginShutdown() }
+        if !(await self.inFlight.waitUntilIdle(deadline: deadline)) {
+            self.logger.warning("reload: requests still in the old pipelines at shutdown_timeout; stopping them")
+        }
+        let completed = await Self.withDeadline(deadline) {
+            for (_, processor) in self.processors { await processor.shutdown() }
+            for (id, exporter) in self.exporters where carried.exporters[id] == nil { await exporter.shutdown() }
+        }
+        if !completed {
+            self.logger.error("reload: shutdown_timeout reached before the old pipelines finished")
+        }
     }
 
     /// Stops accepting, answers what was accepted, flushes every stage,
@@ -172,6 +313,39 @@ public final class PipelineGraph: Sendable {
     private static func ordered(_ ids: [ComponentID]) -> [ComponentID] {
         var seen = Set<ComponentID>()
         return ids.filter { seen.insert($0).inserted }
+    }
+}
+
+/// Requests inside a graph's pipelines, counted so a reload can wait for them.
+final class InFlightGate: Sendable {
+    private let count = NIOLockedValueBox(0)
+
+    func enter() { self.count.withLockedValue { $0 += 1 } }
+    func leave() { self.count.withLockedValue { $0 -= 1 } }
+
+    var isIdle: Bool {
+        self.count.withLockedValue { $0 == 0 }
+    }
+
+    /// False if `deadline` came first.
+    func waitUntilIdle(deadline: ContinuousClock.Instant) async -> Bool {
+        while !self.isIdle {
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return true
+    }
+}
+
+/// A pipeline's entry, counting the requests inside.
+struct GatedConsumer: Consumer {
+    let next: any Consumer
+    let gate: InFlightGate
+
+    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+        self.gate.enter()
+        defer { self.gate.leave() }
+        try await self.next.consume(batch)
     }
 }
 
