@@ -113,8 +113,8 @@ public final class Collector: Service {
             self.logger.info("reloaded", metadata: ["pipelines": "\(configuration.pipelines.map { $0.id.description }.joined(separator: ","))"])
             return next
         } catch {
-            self.logger.error("reload: the new config could not start; the running config stays", metadata: ["error": "\(error)"])
-            return graph
+            self.logger.error("reload: the new config could not start; the previous config runs on", metadata: ["error": "\(error)"])
+            return error.running
         }
     }
 }

@@ -90,9 +90,7 @@ def test_an_invalid_config_on_reload_keeps_the_running_one(otlpd, tmp_path):
 def test_a_changed_endpoint_moves_its_listener(otlpd, tmp_path):
     """Only the receiver whose config changed is replaced: its new port
     serves, its old one is closed, and nothing sent before is lost."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        new_port = probe.getsockname()[1]
+    new_port = free_port()
     path = otlpd.write_config(tagging_config(tmp_path, "one"), "reload.yaml", tmp_path)
     daemon = otlpd.start(configs=[path])
     old_port = daemon.grpc_port
@@ -107,6 +105,49 @@ def test_a_changed_endpoint_moves_its_listener(otlpd, tmp_path):
         socket.create_connection(("127.0.0.1", old_port), timeout=2).close()
     assert sorted(span_ids_in(read_jsonl(tmp_path / "out.jsonl"))) == sorted(request_span_ids(before) + request_span_ids(after))
     assert daemon.stop() == 0
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_config_that_cannot_start_leaves_the_previous_one_running(otlpd, tmp_path):
+    """The new gRPC port is taken: the reload fails, the previous config opens
+    its listener again on its own port, and a request a batch held through it
+    all is written and answered at the reload."""
+    grpc_port, taken = free_port(), socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+
+    def config(port):
+        return base_config(tmp_path, signals=["traces"], processors={"batch": {"timeout": "30s", "send_batch_size": 1000}},
+                           exporters={"file": {"path": str(tmp_path / "out.jsonl")}}, grpc={"endpoint": f"127.0.0.1:{port}"})
+    path = otlpd.write_config(config(grpc_port), "reload.yaml", tmp_path)
+    daemon = otlpd.start(configs=[path])
+    held, after = trace_request("held", 2), trace_request("after", 2)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            method = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                         request_serializer=lambda m: m.SerializeToString(), response_deserializer=lambda b: b)
+            future = method.future(held, timeout=25)
+            time.sleep(0.5)
+            started = time.monotonic()
+            reload(otlpd, daemon, path, config(taken.getsockname()[1]), expect="the previous config runs on")
+            future.result()
+            assert time.monotonic() - started < 5, "the held request is answered at the reload"
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            method = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                         request_serializer=lambda m: m.SerializeToString(), response_deserializer=lambda b: b)
+            future = method.future(after, timeout=25)
+            time.sleep(0.5)
+            assert not future.done(), "the previous config's batch holds data again"
+            assert daemon.stop() == 0
+            future.result()
+    finally:
+        taken.close()
+    assert sorted(span_ids_in(read_jsonl(tmp_path / "out.jsonl"))) == sorted(request_span_ids(held) + request_span_ids(after))
 
 
 def test_loopback_in_a_container_warns(otlpd, tmp_path):

@@ -192,25 +192,15 @@ public final class PipelineGraph: Sendable {
     /// (so do their listeners, connections and files); the rest are
     /// replaced. This graph's batches are flushed and its requests finish
     /// here before its processors and exporters stop. If the new graph
-    /// cannot start, this one runs on as it was and the error is thrown.
-    public func reload(to configuration: CollectorConfiguration, timeout: Duration) async throws -> PipelineGraph {
+    /// cannot start, one for this graph's own config is built in its place
+    /// (what was closed for the change opens again) and a `ReloadError`
+    /// carrying it is thrown.
+    public func reload(to configuration: CollectorConfiguration, timeout: Duration) async throws(ReloadError) -> PipelineGraph {
         let deadline = ContinuousClock.now + timeout
-        let old = self.configuration
-        var carried = Carried()
-        for (id, receiver) in self.receivers
-        where configuration.receivers[id]?.source == old.receivers[id]?.source && configuration.pipelines.contains(where: { $0.receivers.contains(id) }) {
-            carried.receivers[id] = receiver
-        }
-        for (id, exporter) in self.exporters
-        where configuration.exporters[id]?.source == old.exporters[id]?.source
-            && Self.signals(of: id, in: configuration) == Self.signals(of: id, in: old)
-        {
-            carried.exporters[id] = exporter
-        }
-        for (id, component) in self.extensions
-        where configuration.extensions[id]?.source == old.extensions[id]?.source && configuration.enabledExtensions.contains(id) {
-            carried.extensions[id] = component
-        }
+        let carried = self.carried(into: configuration, stopped: [])
+        // Held data goes on now, and nothing is held from here on: a request
+        // of a receiver that goes away must not wait for a batch timeout.
+        for (_, processor) in self.processors { await processor.beginShutdown() }
         // What goes away stops first: a changed receiver or extension may listen where its old self did.
         let leaving = self.receivers.filter { carried.receivers[$0.0] == nil }
         for (_, receiver) in leaving { await receiver.stopAccepting() }
@@ -220,40 +210,54 @@ public final class PipelineGraph: Sendable {
         }
         let leavingExtensions = self.extensions.filter { carried.extensions[$0.0] == nil }
         for (_, component) in leavingExtensions.reversed() { await component.shutdown() }
+        let stopped = Set(leaving.map(\.0) + leavingExtensions.map(\.0))
 
-        let next: PipelineGraph
         do {
-            next = try await Self.start(configuration, carried: carried, context: self.context)
+            let next = try await Self.start(configuration, carried: carried, context: self.context)
+            await self.retire(keeping: carried, deadline: deadline)
+            return next
         } catch {
-            // Back to this graph's own config: what stopped for the change starts again.
-            try? await self.restart(receivers: leaving.map(\.0), extensions: leavingExtensions.map(\.0))
-            throw error
-        }
-        await self.retire(keeping: carried, deadline: deadline)
-        return next
-    }
-
-    /// After a failed reload: starts again the receivers and extensions of
-    /// this graph's config that were stopped for it.
-    private func restart(receivers: [ComponentID], extensions: [ComponentID]) async throws {
-        for id in extensions {
-            let component = self.configuration.extensions[id]!
-            let made = try (component.factory as! any ExtensionFactory).makeExtension(component.settings, settings: self.context.settings(.extension, id))
-            try await made.start()
-            await made.pipelinesReady()
-        }
-        for id in receivers {
-            let component = self.configuration.receivers[id]!
-            let receiver = try (component.factory as! any ReceiverFactory).makeReceiver(
-                component.settings, consumers: self.receiverConsumers[id] ?? [:], settings: self.context.settings(.receiver, id))
-            try await receiver.start()
+            // This graph's own config again, around what still runs: what was
+            // stopped for the change opens again, with processors that hold data again.
+            let kept = self.carried(into: self.configuration, stopped: stopped)
+            guard let restored = try? await Self.start(self.configuration, carried: kept, context: self.context) else {
+                self.logger.error("reload: the previous config could not start again either; running without what was stopped for the change")
+                throw ReloadError(underlying: error, running: self)
+            }
+            await self.retire(keeping: kept, deadline: deadline)
+            throw ReloadError(underlying: error, running: restored)
         }
     }
 
-    /// The old graph's end after a reload: held batches go on at once,
-    /// requests under way finish, then its own processors and exporters stop.
+    /// What of this graph a graph for `configuration` takes over: the
+    /// components whose config text and wiring did not change, and that run.
+    private func carried(into configuration: CollectorConfiguration, stopped: Set<ComponentID>) -> Carried {
+        let old = self.configuration
+        var carried = Carried()
+        for (id, receiver) in self.receivers
+        where !stopped.contains(id) && configuration.receivers[id]?.source == old.receivers[id]?.source
+            && configuration.pipelines.contains(where: { $0.receivers.contains(id) })
+        {
+            carried.receivers[id] = receiver
+        }
+        for (id, exporter) in self.exporters
+        where configuration.exporters[id]?.source == old.exporters[id]?.source
+            && Self.signals(of: id, in: configuration) == Self.signals(of: id, in: old)
+        {
+            carried.exporters[id] = exporter
+        }
+        for (id, component) in self.extensions
+        where !stopped.contains(id) && configuration.extensions[id]?.source == old.extensions[id]?.source
+            && configuration.enabledExtensions.contains(id)
+        {
+            carried.extensions[id] = component
+        }
+        return carried
+    }
+
+    /// The old graph's end after a reload: requests under way finish, then
+    /// its own processors and the exporters no longer used stop.
     private func retire(keeping carried: Carried, deadline: ContinuousClock.Instant) async {
-        for (_, processor) in self.processors { await processor.beginShutdown() }
         if !(await self.inFlight.waitUntilIdle(deadline: deadline)) {
             self.logger.warning("reload: requests still in the old pipelines at shutdown_timeout; stopping them")
         }
@@ -314,6 +318,15 @@ public final class PipelineGraph: Sendable {
         var seen = Set<ComponentID>()
         return ids.filter { seen.insert($0).inserted }
     }
+}
+
+/// A reload whose config could not start: `running` is the graph of the
+/// previous config, built again around what still ran.
+public struct ReloadError: Error, CustomStringConvertible {
+    public var underlying: any Error
+    public var running: PipelineGraph
+
+    public var description: String { "\(self.underlying)" }
 }
 
 /// Requests inside a graph's pipelines, counted so a reload can wait for them.
