@@ -37,13 +37,17 @@ struct ConfigOptions: ParsableArguments {
     /// Loads and checks the config, or prints every error and exits 1.
     func load() throws -> (ConfigLoader.Loaded, CollectorConfiguration) {
         do throws(ConfigErrors) {
-            let loaded = try ConfigLoader.load(files: self.files, sets: self.sets)
-            let configuration = try CollectorConfiguration.decode(loaded.root)
-            return (loaded, configuration)
+            return try Self.decode(files: self.files, sets: self.sets)
         } catch {
             Self.printErrors(error)
             throw ExitCode(1)
         }
+    }
+
+    /// Loads and checks the config of `files` and `sets` (also on SIGHUP).
+    static func decode(files: [String], sets: [String]) throws(ConfigErrors) -> (ConfigLoader.Loaded, CollectorConfiguration) {
+        let loaded = try ConfigLoader.load(files: files, sets: sets)
+        return (loaded, try CollectorConfiguration.decode(loaded.root))
     }
 
     static func printErrors(_ errors: ConfigErrors) {
@@ -80,10 +84,7 @@ struct RunCommand: AsyncParsableCommand {
         let reload: (@Sendable () throws -> CollectorConfiguration)? =
             files.isEmpty
             ? nil
-            : { @Sendable () throws -> CollectorConfiguration in
-                let reloaded = try ConfigLoader.load(files: files, sets: sets)
-                return try CollectorConfiguration.decode(reloaded.root)
-            }
+            : { @Sendable () throws -> CollectorConfiguration in try ConfigOptions.decode(files: files, sets: sets).1 }
         let collector = Collector(configuration: configuration, eventLoopGroup: eventLoops, logger: logger, reloadConfiguration: reload)
         var groupLogger = logger
         groupLogger.logLevel = .warning

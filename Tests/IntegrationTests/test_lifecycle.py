@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import threading
 import time
 
 import grpc
@@ -49,6 +50,51 @@ def test_sighup_reloads_the_pipelines_and_keeps_the_listeners(otlpd, tmp_path):
     assert len([l for l in daemon.log_lines() if l.message == "listening"]) == 2, \
         "the unchanged listeners were not opened again"
     assert daemon.stop() == 0
+
+
+def test_nothing_in_flight_is_dropped_by_reloads(otlpd, tmp_path):
+    """Clients send without pause while the config is reloaded again and
+    again (processors added, changed, a batch in between): every request is
+    answered with success and every acknowledged span is in the file once."""
+    def config(value, batched):
+        processors = {"attributes/tag": {"actions": [{"key": "config", "value": value, "action": "upsert"}]}}
+        if batched:
+            processors["batch"] = {"timeout": "200ms", "send_batch_size": 50}
+        return base_config(tmp_path, signals=["traces"], processors=processors,
+                           exporters={"file": {"path": str(tmp_path / "out.jsonl")}})
+    path = otlpd.write_config(config("v0", False), "reload.yaml", tmp_path)
+    daemon = otlpd.start(configs=[path])
+    acknowledged, failures, stop = [], [], threading.Event()
+
+    def send(client):
+        with grpc.insecure_channel(daemon.grpc_target) as channel:
+            n = 0
+            while not stop.is_set():
+                request = trace_request(f"steady-{client}-{n}", 3)
+                n += 1
+                try:
+                    grpc_export(channel, request, timeout=10)
+                    acknowledged.extend(request_span_ids(request))
+                except grpc.RpcError as error:
+                    failures.append(f"{error.code()}: {error.details()}")
+    senders = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for sender in senders:
+        sender.start()
+    try:
+        for round_number in range(1, 5):
+            time.sleep(0.3)
+            reload(otlpd, daemon, path, config(f"v{round_number}", round_number % 2 == 1))
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=30)
+    assert failures == [], failures[:5]
+    assert daemon.stop() == 0
+    written = span_ids_in(read_jsonl(tmp_path / "out.jsonl"))
+    assert len(acknowledged) > 0
+    assert sorted(written) == sorted(acknowledged), \
+        f"{len(set(acknowledged) - set(written))} acknowledged spans missing, {len(written) - len(set(written))} written twice"
 
 
 def test_reload_flushes_what_a_batch_holds(otlpd, tmp_path):

@@ -124,7 +124,7 @@ package final class OTLPRequestHandler: RequestHandler {
             return self.grpcRefusal(head, .unimplemented, "unsupported grpc-encoding '\(encodingHeader)'; supported: gzip, zstd, deflate, identity")
         }
         let compressed: Bool
-        var message: ByteBuffer
+        let message: ByteBuffer
         do {
             // The body is handed on, not kept here (see `deliver`).
             (compressed, message) = try GRPCFraming.deframe((consume request).body)
@@ -137,12 +137,12 @@ package final class OTLPRequestHandler: RequestHandler {
         let payload: ByteBuffer
         do {
             payload = try Decompression.decompress(message, coding: compressed ? coding : .identity, limit: self.grpcLimit)
-            message = ByteBuffer()
         } catch .tooLarge {
             return self.grpcRefusal(head, .resourceExhausted, "message larger than the \(self.grpcLimit)-byte limit after decompression")
         } catch {
             return self.grpcRefusal(head, .invalidArgument, "\(error)")
         }
+        _ = consume message
         let summary: RequestSummary
         do {
             summary = try WireValidator.validate(payload, signal: signal)

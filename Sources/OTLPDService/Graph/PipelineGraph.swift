@@ -16,13 +16,11 @@ public final class PipelineGraph: Sendable {
     /// In pipeline order: earlier processors flush into later ones.
     let processors: [(String, any Processor)]
     let exporters: [(ComponentID, any Exporter)]
-    /// What each receiver feeds, per signal: the pipelines' first stages.
-    let receiverConsumers: [ComponentID: [Signal: any Consumer]]
     /// Counts requests inside this graph's pipelines, so a reload retires
     /// the old graph only once they are through.
     let inFlight: InFlightGate
     let context: Context
-    let logger: Logger
+    var logger: Logger { self.context.logger }
 
     /// What every component of a graph is built with, the same across reloads.
     public struct Context: Sendable {
@@ -54,7 +52,6 @@ public final class PipelineGraph: Sendable {
         receivers: [(ComponentID, any Receiver)],
         processors: [(String, any Processor)],
         exporters: [(ComponentID, any Exporter)],
-        receiverConsumers: [ComponentID: [Signal: any Consumer]],
         inFlight: InFlightGate,
         context: Context
     ) {
@@ -63,10 +60,8 @@ public final class PipelineGraph: Sendable {
         self.receivers = receivers
         self.processors = processors
         self.exporters = exporters
-        self.receiverConsumers = receiverConsumers
         self.inFlight = inFlight
         self.context = context
-        self.logger = context.logger
     }
 
     /// Builds and starts everything; on failure, stops what had started and throws.
@@ -170,7 +165,7 @@ public final class PipelineGraph: Sendable {
             }
             let graph = PipelineGraph(
                 configuration: configuration, extensions: extensions, receivers: receivers, processors: processors, exporters: exporters,
-                receiverConsumers: receiverConsumers, inFlight: gate, context: context)
+                inFlight: gate, context: context)
             // Carried receivers send to the new pipelines only now that all of them run.
             for (id, receiver) in carried.receivers { receiver.replaceConsumers(receiverConsumers[id] ?? [:]) }
             for (_, component) in extensions { await component.pipelinesReady() }
