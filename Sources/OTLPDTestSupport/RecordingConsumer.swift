@@ -20,6 +20,9 @@ public final class RecordingConsumer: Consumer {
 
     public var itemCounts: [Int] { self.batches.map(\.itemCount) }
 
+    /// Calls waiting in `consume` while held.
+    public var waitingCount: Int { self.state.withLockedValue { $0.waiters.count } }
+
     /// Every later `consume` fails with `error`.
     public func fail(with error: ConsumeError?) {
         self.state.withLockedValue { $0.failure = error }

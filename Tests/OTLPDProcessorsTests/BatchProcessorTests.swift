@@ -8,11 +8,13 @@ import OTLPDWire
 import Testing
 
 struct BatchProcessorTests {
-    func make(timeout: Duration = .seconds(60), size: Int = 10, max: Int = 0) -> (BatchProcessor, RecordingConsumer) {
+    /// `earlySend: false` holds partial batches for their size or timeout, as the tests of those triggers need.
+    func make(timeout: Duration = .seconds(60), size: Int = 10, max: Int = 0, earlySend: Bool = false) -> (BatchProcessor, RecordingConsumer) {
         var configuration = BatchProcessorConfiguration()
         configuration.timeout = timeout
         configuration.sendBatchSize = size
         configuration.sendBatchMaxSize = max
+        configuration.earlySend = earlySend
         let next = RecordingConsumer()
         let processor = BatchProcessor(configuration: configuration, signal: .traces, next: next, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
         return (processor, next)
@@ -118,5 +120,48 @@ struct BatchProcessorTests {
         try await processor.consume(TestRequests.batch(spans: 1))
         try await processor.consume(TestRequests.batch(spans: 2))
         #expect(next.itemCounts == [1, 2])
+    }
+
+    // MARK: Group commit
+
+    @Test("a lone request is answered once written, not after the timeout")
+    func loneRequestGoesAtOnce() async throws {
+        let (processor, next) = self.make(timeout: .seconds(60), size: 1000, earlySend: true)
+        let start = ContinuousClock.now
+        try await processor.consume(TestRequests.batch(spans: 3))
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(next.itemCounts == [3])
+    }
+
+    @Test("requests that arrive while a send is under way go together when it returns")
+    func requestsDuringASendMerge() async throws {
+        let (processor, next) = self.make(timeout: .seconds(60), size: 1000, earlySend: true)
+        next.hold()
+        let first = Task { try await processor.consume(TestRequests.batch(spans: 1)) }
+        #expect(await eventually { next.waitingCount == 1 })
+        let later = (0..<3).map { _ in Task { try await processor.consume(TestRequests.batch(spans: 2)) } }
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(next.waitingCount == 1, "one send under way at a time")
+        next.release()
+        try await first.value
+        for task in later { try await task.value }
+        #expect(next.itemCounts == [1, 6])
+    }
+
+    @Test("with a feed counting requests on their way, a batch waits for them and goes when the last arrives")
+    func waitsForRequestsOnTheirWay() async throws {
+        let (processor, next) = self.make(timeout: .seconds(60), size: 1000, earlySend: true)
+        processor.requestEntered()
+        processor.requestEntered()
+        let first = Task {
+            defer { processor.requestLeft() }
+            try await processor.consume(TestRequests.batch(spans: 1))
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(next.batches.isEmpty, "one more request is on its way")
+        try await processor.consume(TestRequests.batch(spans: 2))
+        processor.requestLeft()
+        try await first.value
+        #expect(next.itemCounts == [3])
     }
 }

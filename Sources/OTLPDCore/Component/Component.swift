@@ -132,4 +132,12 @@ public protocol ProcessorFactory: ComponentFactory {
         next: any Consumer,
         settings: ComponentSettings
     ) throws -> any Processor
+    /// Whether its processors (with this config) hold requests to send them
+    /// together; the graph then feeds each, as a `RequestGatherer`, the count
+    /// of requests on their way to it.
+    func gathersRequests(_ configuration: ComponentConfiguration) -> Bool
+}
+
+extension ProcessorFactory {
+    public func gathersRequests(_ configuration: ComponentConfiguration) -> Bool { false }
 }

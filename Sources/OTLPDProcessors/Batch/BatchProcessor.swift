@@ -4,41 +4,32 @@ import NIOCore
 import OTLPDCore
 import OTLPDWire
 
-/// Gathers requests into larger batches, by count or after `timeout`.
+/// Gathers requests into larger batches, and sends each as soon as waiting
+/// longer cannot make it bigger (see `BatchStateMachine`), at
+/// `send_batch_size`, or after `timeout`.
 ///
 /// Acknowledged means kept: a request's caller waits until the batch that
 /// holds its data has been handed on (and the next stage kept it), and gets
 /// that stage's error if it failed. Nothing is answered early and dropped
-/// later. Shutdown sends whatever is held.
-public final class BatchProcessor: Processor {
+/// later. Shutdown and reload send whatever is held.
+public final class BatchProcessor: Processor, RequestGatherer {
     let configuration: BatchProcessorConfiguration
     let signal: Signal
     let next: any Consumer
     let eventLoop: any EventLoop
     let metrics: BatchMetrics?
     let memory: MemoryGuard?
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<Machine>
 
     typealias Waiter = CheckedContinuation<Turn, Never>
+    typealias Machine = BatchStateMachine<TelemetryBatch, Waiter>
 
     /// What a waiting request is told when it is woken.
     enum Turn {
         /// Its batch was handed on, with this outcome.
         case done(Result<Void, ConsumeError>)
-        /// Its request filled the batch: it sends these itself and answers the others.
-        case send([TelemetryBatch], [Waiter])
-    }
-
-    struct State {
-        var batches: [TelemetryBatch] = []
-        var items = 0
-        var waiters: [Waiter] = []
-        var timer: Scheduled<Void>?
-        /// Bumped on each send, so that a timer armed for an earlier batch does nothing.
-        var generation = 0
-        var inFlight = 0
-        /// Shutting down: every request is sent on at once.
-        var passThrough = false
+        /// Its batch goes now, and this request's task sends it and answers the others.
+        case send(Machine.Dispatch)
     }
 
     public init(
@@ -51,6 +42,10 @@ public final class BatchProcessor: Processor {
         self.eventLoop = eventLoop
         self.metrics = metrics
         self.memory = memory
+        let policy = Machine.Policy(
+            sendBatchSize: configuration.sendBatchSize, timeout: configuration.timeout,
+            concurrentSends: configuration.earlySend ? configuration.numConsumers : 0)
+        self.state = NIOLockedValueBox(Machine(policy: policy))
     }
 
     public func start() async throws {}
@@ -62,64 +57,61 @@ public final class BatchProcessor: Processor {
             return
         }
         let batch = batch
+        let items = batch.itemCount
+        let memoryTight = self.memory?.isRefusing ?? false
         let turn = await withCheckedContinuation { (waiter: Waiter) in
-            let full = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
-                state.batches.append(batch)
-                state.items += batch.itemCount
-                if state.items >= self.configuration.sendBatchSize || self.configuration.timeout == .zero || state.passThrough {
-                    self.metrics?.sizeTriggered.add()
-                    return Self.takeAll(&state)
-                }
-                state.waiters.append(waiter)
-                if state.timer == nil {
-                    let generation = state.generation
-                    let delay = TimeAmount.nanoseconds(self.configuration.timeout.nanosecondsValue)
-                    state.timer = self.eventLoop.scheduleTask(in: delay) { self.timerFired(generation) }
-                }
-                return nil
+            let (dispatch, armTimer) = self.state.withLockedValue {
+                $0.requestArrived(batch, items: items, waiter: waiter, now: ContinuousClock.now, memoryTight: memoryTight)
             }
-            // The request that fills the batch sends it from its own task: no
-            // new task, and no hop to another thread, for each batch.
-            if let (batches, waiters) = full { waiter.resume(returning: .send(batches, waiters)) }
+            if let armTimer { self.armTimer(at: armTimer) }
+            // A batch that goes now is sent by this request's own task (it is
+            // the dispatch's sender): no new task and no thread hop.
+            if let dispatch { dispatch.sender.resume(returning: .send(dispatch)) }
         }
         switch turn {
         case .done(let outcome):
             try outcome.get()
-        case .send(let batches, let waiters):
-            let outcome = await self.send(batches)
-            for waiter in waiters { waiter.resume(returning: .done(outcome)) }
-            try outcome.get()
+        case .send(let dispatch):
+            try await self.run(dispatch).get()
         }
     }
 
-    private static func takeAll(_ state: inout State) -> ([TelemetryBatch], [Waiter]) {
-        defer {
-            state.batches = []
-            state.items = 0
-            state.waiters = []
-            state.timer?.cancel()
-            state.timer = nil
-            state.generation += 1
-            state.inFlight += 1
-        }
-        return (state.batches, state.waiters)
+    // MARK: RequestGatherer
+
+    public func requestEntered() {
+        self.state.withLockedValue { $0.requestEntered() }
     }
 
-    private func timerFired(_ generation: Int) {
-        let due = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
-            guard state.generation == generation, !state.batches.isEmpty else { return nil }
-            self.metrics?.timeoutTriggered.add()
-            return Self.takeAll(&state)
-        }
-        if let (batches, waiters) = due { self.sendInTask(batches, waiters) }
+    public func requestLeft() {
+        self.wake(self.state.withLockedValue { $0.requestLeft() })
     }
 
-    /// Sends from a task of its own, for sends no request's task makes: the
-    /// timer's, and shutdown's.
-    private func sendInTask(_ batches: [TelemetryBatch], _ waiters: [Waiter]) {
-        Task {
-            let outcome = await self.send(batches)
-            for waiter in waiters { waiter.resume(returning: .done(outcome)) }
+    // MARK: Sending
+
+    /// Sends a batch from its sender's task and answers its other requests;
+    /// then, if the next batch is due, wakes one of its requests to send it.
+    private func run(_ dispatch: Machine.Dispatch) async -> Result<Void, ConsumeError> {
+        switch dispatch.trigger {
+        case .size: self.metrics?.sizeTriggered.add()
+        case .timeout: self.metrics?.timeoutTriggered.add()
+        case .idle, .stopping, .memory: break
+        }
+        let outcome = await self.send(dispatch.requests)
+        for waiter in dispatch.waiters { waiter.resume(returning: .done(outcome)) }
+        self.wake(self.state.withLockedValue { $0.sendFinished(answered: dispatch.count) })
+        return outcome
+    }
+
+    private func wake(_ dispatch: Machine.Dispatch?) {
+        if let dispatch { dispatch.sender.resume(returning: .send(dispatch)) }
+    }
+
+    private func armTimer(at deadline: ContinuousClock.Instant) {
+        let delay = max(.zero, deadline - ContinuousClock.now)
+        self.eventLoop.scheduleTask(in: .nanoseconds(delay.nanosecondsValue)) {
+            let (dispatch, again) = self.state.withLockedValue { $0.tick(now: ContinuousClock.now) }
+            if let again { self.armTimer(at: again) }
+            self.wake(dispatch)
         }
     }
 
@@ -131,10 +123,7 @@ public final class BatchProcessor: Processor {
         // A split batch is a copy beside its callers' requests: it counts until handed on.
         let copied = parts.count > 1 ? parts.reduce(0) { $0 + $1.byteCount } : 0
         self.memory?.charge(copied)
-        defer {
-            self.memory?.release(copied)
-            self.state.withLockedValue { $0.inFlight -= 1 }
-        }
+        defer { self.memory?.release(copied) }
         var outcome: Result<Void, ConsumeError> = .success(())
         for part in parts {
             do throws(ConsumeError) {
@@ -157,17 +146,13 @@ public final class BatchProcessor: Processor {
     }
 
     public func beginShutdown() async {
-        let held = self.state.withLockedValue { state -> ([TelemetryBatch], [Waiter])? in
-            state.passThrough = true
-            return state.batches.isEmpty ? nil : Self.takeAll(&state)
-        }
-        if let (batches, waiters) = held { self.sendInTask(batches, waiters) }
+        self.wake(self.state.withLockedValue { $0.stopHolding() })
     }
 
     public func shutdown() async {
         await self.beginShutdown()
         // Wait for every send under way, so the exporters see it all before they stop.
-        while self.state.withLockedValue({ $0.inFlight > 0 }) {
+        while self.state.withLockedValue({ $0.sending > 0 }) {
             try? await Task.sleep(for: .milliseconds(2))
         }
     }
@@ -199,6 +184,11 @@ public struct BatchProcessorFactory: ProcessorFactory {
 
     public func decode(_ reader: ConfigReader) -> ComponentConfiguration {
         BatchProcessorConfiguration.decode(reader)
+    }
+
+    public func gathersRequests(_ configuration: ComponentConfiguration) -> Bool {
+        let configuration = configuration as! BatchProcessorConfiguration
+        return configuration.timeout != .zero || configuration.sendBatchMaxSize != 0
     }
 
     public func makeProcessor(

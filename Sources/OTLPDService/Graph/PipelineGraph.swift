@@ -124,15 +124,26 @@ public final class PipelineGraph: Sendable {
                 let targets = pipeline.exporters.map { exporterByID[$0]! }
                 var next: any Consumer = targets.count == 1 ? targets[0] : FanOutConsumer(targets)
                 var chain: [(String, any Processor)] = []
+                // The gatherer (batch) downstream whose stretch of pipeline is not fed yet: its
+                // feed goes where that stretch starts, after the previous gatherer or at the entry.
+                var unfed: (any RequestGatherer)?
                 for id in pipeline.processors.reversed() {
                     let component = configuration.processors[id]!
+                    let factory = component.factory as! any ProcessorFactory
+                    let gathers = factory.gathersRequests(component.settings)
+                    if gathers, let gatherer = unfed {
+                        next = GathererFeed(next: next, gatherer: gatherer)
+                        unfed = nil
+                    }
                     let counters = telemetry.processor(id, signal: pipeline.id.signal)
-                    let processor = try (component.factory as! any ProcessorFactory).makeProcessor(
+                    let processor = try factory.makeProcessor(
                         component.settings, signal: pipeline.id.signal, next: ItemMeter(next: next, counter: counters.outgoing),
                         settings: context.settings(.processor, id))
                     chain.insert(("\(pipeline.id)/\(id)", processor), at: 0)
                     next = ItemMeter(next: processor, counter: counters.incoming)
+                    if gathers, let gatherer = processor as? any RequestGatherer { unfed = gatherer }
                 }
+                if let gatherer = unfed { next = GathererFeed(next: next, gatherer: gatherer) }
                 for (_, processor) in chain.reversed() {
                     try await processor.start()
                     started.append(processor)
