@@ -1,6 +1,9 @@
-"""The batch processor: send_batch_size triggers a send before the timeout,
-send_batch_max_size splits, the timeout merges concurrent requests; answers
-wait for the batch (acknowledged means kept)."""
+"""The batch processor: a lone request goes at once and requests that arrive
+while a write is under way go together when it returns (group commit);
+send_batch_size triggers a send before the timeout, send_batch_max_size
+splits, the timeout merges concurrent requests when early sends are off;
+answers wait for the batch (acknowledged means kept)."""
+import threading
 import time
 
 import grpc
@@ -49,8 +52,8 @@ def test_send_batch_max_size_splits_large_requests(otlpd, tmp_path):
     assert written == sorted(request_span_ids(request))
 
 
-def test_timeout_merges_concurrent_requests(otlpd, tmp_path):
-    daemon = start(otlpd, tmp_path, timeout="400ms", send_batch_size=1000)
+def test_timeout_merges_concurrent_requests_when_early_sends_are_off(otlpd, tmp_path):
+    daemon = start(otlpd, tmp_path, timeout="400ms", send_batch_size=1000, early_send=False)
     requests = [trace_request(f"merge-{i}", 2) for i in range(4)]
     with grpc.insecure_channel(daemon.grpc_target) as channel:
         method = channel.unary_unary(GRPC_PATHS["traces"], request_serializer=lambda m: m.SerializeToString(),
@@ -61,3 +64,48 @@ def test_timeout_merges_concurrent_requests(otlpd, tmp_path):
     messages = proto_records(tmp_path / "out.pb")
     assert sum(span_counts(messages)) == 8
     assert len(messages) < len(requests), f"requests arriving together are written as fewer batches: {span_counts(messages)}"
+
+
+def test_a_lone_request_is_answered_once_written_not_at_the_timeout(otlpd, tmp_path):
+    daemon = start(otlpd, tmp_path, timeout="10s", send_batch_size=1000)
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        grpc_export(channel, trace_request("warm-up", 1))
+        took = []
+        for i in range(20):
+            started = time.monotonic()
+            grpc_export(channel, trace_request(f"lone-{i}", 2), timeout=15)
+            took.append(time.monotonic() - started)
+    took.sort()
+    assert took[len(took) // 2] < 0.05, f"median answer {took[len(took) // 2] * 1000:.1f} ms: it waited for the batch timeout"
+    assert sum(span_counts(proto_records(tmp_path / "out.pb"))) == 41
+
+
+def test_requests_arriving_during_a_slow_write_go_together_when_it_returns(otlpd, tmp_path):
+    """A debug exporter whose stdout nobody reads blocks the first batch's
+    write; requests that arrive meanwhile wait, and are written as one batch
+    once the write returns, long before the 30 s timeout."""
+    config = base_config(tmp_path, signals=["traces"], processors={"batch": {"timeout": "30s", "send_batch_size": 100000}},
+                         exporters={"debug": {"verbosity": "normal"},
+                                    "file": {"path": str(tmp_path / "out.pb"), "format": "proto"}})
+    daemon = otlpd.start(config, stdout_pipe=True)
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        method = channel.unary_unary(GRPC_PATHS["traces"], request_serializer=lambda m: m.SerializeToString(),
+                                     response_deserializer=lambda b: b)
+        # More debug lines than the pipe holds: the first batch's write blocks.
+        first = method.future(trace_request("blocker", 2000), timeout=25)
+        time.sleep(0.5)
+        assert not first.done(), "the first write is blocked on the full pipe"
+        followers = [method.future(trace_request(f"follower-{i}", 3), timeout=25) for i in range(5)]
+        time.sleep(0.5)
+        assert not any(f.done() for f in followers), "the followers wait for the write under way"
+        drained = threading.Thread(target=lambda: daemon.proc.stdout.read(), daemon=True)
+        released = time.monotonic()
+        drained.start()
+        first.result()
+        for future in followers:
+            future.result()
+        assert time.monotonic() - released < 5, "answered when the write returned, not at the batch timeout"
+    counts = span_counts(proto_records(tmp_path / "out.pb"))
+    assert counts == [2000, 15], f"the first request alone, then the five that waited as one batch: {counts}"
+    daemon.proc.send_signal(15)
+    drained.join(timeout=10)

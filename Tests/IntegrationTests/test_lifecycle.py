@@ -98,10 +98,10 @@ def test_nothing_in_flight_is_dropped_by_reloads(otlpd, tmp_path):
 
 
 def test_reload_flushes_what_a_batch_holds(otlpd, tmp_path):
-    """A request held by a batch (30 s timeout) is written and answered at the
+    """A request held by a batch (early sends off, 30 s timeout) is written and answered at the
     reload, not lost with the old pipeline and not kept waiting."""
     def config(timeout):
-        return base_config(tmp_path, signals=["traces"], processors={"batch": {"timeout": timeout, "send_batch_size": 1000}},
+        return base_config(tmp_path, signals=["traces"], processors={"batch": {"timeout": timeout, "send_batch_size": 1000, "early_send": False}},
                            exporters={"file": {"path": str(tmp_path / "out.jsonl")}})
     path = otlpd.write_config(config("30s"), "reload.yaml", tmp_path)
     daemon = otlpd.start(configs=[path])
@@ -168,7 +168,7 @@ def test_a_config_that_cannot_start_leaves_the_previous_one_running(otlpd, tmp_p
     taken.listen()
 
     def config(port):
-        return base_config(tmp_path, signals=["traces"], processors={"batch": {"timeout": "30s", "send_batch_size": 1000}},
+        return base_config(tmp_path, signals=["traces"], processors={"batch": {"timeout": "30s", "send_batch_size": 1000, "early_send": False}},
                            exporters={"file": {"path": str(tmp_path / "out.jsonl")}}, grpc={"endpoint": f"127.0.0.1:{port}"})
     path = otlpd.write_config(config(grpc_port), "reload.yaml", tmp_path)
     daemon = otlpd.start(configs=[path])

@@ -79,7 +79,8 @@ def test_acknowledged_spans_survive_signal_under_load(otlpd, tmp_path, sig, with
 
 def test_sigterm_flushes_a_pending_batch_and_answers_its_requests(otlpd, tmp_path):
     daemon = otlpd.start(base_config(tmp_path, signals=["traces"],
-                                     processors={"batch": {"timeout": "5s", "send_batch_size": 10000}}))
+                                     processors={"batch": {"timeout": "5s", "send_batch_size": 10000,
+                                                           "early_send": False}}))
     requests = [trace_request(f"pending-{i}", 3) for i in range(4)]
     channel = grpc.insecure_channel(daemon.grpc_target)
     method = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
