@@ -67,26 +67,36 @@ class Scenario:
     clients: int
     streams: int
     otlpd_exporter: str = "nop"   # "nop" or "file"
-    otlpd_processors: str = ""    # "" (pass-through) or "attributes" ([attributes/bench, batch] on traces)
+    # otlpd's processors in every pipeline: the SPEC's example pipeline has batch.
+    otlpd_processors: str = "batch"
+    # If set, otlpd with these processors instead runs in turn with the others, as this scenario's baseline.
+    baseline_processors: str | None = None
 
     @property
     def unit(self):
         return UNITS[self.signal]
 
 
-PASS_THROUGH = "otlpd pass-through"
+def baseline_name(processors):
+    """The label of otlpd run as a scenario's baseline: its processor list."""
+    return f"otlpd [{processors}]"
 
 SCENARIOS = [
-    Scenario(1, "grpc-512", "gRPC, 512-span traces → nop / blackhole", "traces", "traces-512", "grpc", 4, 10),
-    Scenario(2, "grpc-10", "gRPC, 10-span traces → nop / blackhole", "traces", "traces-10", "grpc", 4, 10),
-    Scenario(3, "http1-512", "OTLP/HTTP over HTTP/1.1, 512-span traces → nop / blackhole", "traces", "traces-512",
-             "http1", 16, 1),
-    Scenario(4, "file-json", "gRPC, 512-span traces → otlpd file (OTLP/JSON, tmpfs) vs rotel blackhole", "traces",
-             "traces-512", "grpc", 4, 10, otlpd_exporter="file"),
-    Scenario(5, "logs-512", "gRPC, 512-record logs → nop / blackhole", "logs", "logs-512", "grpc", 4, 10),
-    Scenario(6, "metrics-512", "gRPC, 512-point metrics → nop / blackhole", "metrics", "metrics-512", "grpc", 4, 10),
+    Scenario(1, "grpc-512", "gRPC, 512-span traces → otlpd [batch] → nop / rotel blackhole", "traces", "traces-512",
+             "grpc", 4, 10, baseline_processors=""),
+    Scenario(2, "grpc-10", "gRPC, 10-span traces → otlpd [batch] → nop / rotel blackhole", "traces", "traces-10",
+             "grpc", 4, 10),
+    Scenario(3, "http1-512", "OTLP/HTTP over HTTP/1.1, 512-span traces → otlpd [batch] → nop / rotel blackhole", "traces",
+             "traces-512", "http1", 16, 1),
+    Scenario(4, "file-json", "gRPC, 512-span traces → otlpd [batch] → file (OTLP/JSON, tmpfs) vs rotel blackhole",
+             "traces", "traces-512", "grpc", 4, 10, otlpd_exporter="file"),
+    Scenario(5, "logs-512", "gRPC, 512-record logs → otlpd [batch] → nop / rotel blackhole", "logs", "logs-512", "grpc",
+             4, 10),
+    Scenario(6, "metrics-512", "gRPC, 512-point metrics → otlpd [batch] → nop / rotel blackhole", "metrics",
+             "metrics-512", "grpc", 4, 10),
     Scenario(7, "attributes", "gRPC, 512-span traces → otlpd [attributes (3 actions), batch] → nop vs rotel pass-through → blackhole",
-             "traces", "traces-512", "grpc", 4, 10, otlpd_processors="attributes"),
+             "traces", "traces-512", "grpc", 4, 10, otlpd_processors="attributes/bench, batch",
+             baseline_processors="batch"),
 ]
 
 # The attributes scenario's actions: tag, redact and drop, each on every span
@@ -118,6 +128,7 @@ class Run:
     h2load_summary: str = ""
     checks_ok: int = 0
     checks_total: int = 0
+    mean_batch: float = float("nan")  # items per batch sent by otlpd's batch processor, over the run
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
@@ -379,7 +390,8 @@ class Collector:
         return [line for line in text.splitlines() if any(n in line for n in needles)]
 
 
-def otlpd_collector(binary, workdir, grpc_port, http_port, exporter="nop", file_path=None, processors=""):
+def otlpd_collector(binary, workdir, grpc_port, http_port, telemetry_port, exporter="nop", file_path=None,
+                    processors="batch"):
     if exporter == "file":
         exporters = ("  nop: {}\n"
                      f"  file: {{ path: {file_path}, format: json, "
@@ -388,10 +400,16 @@ def otlpd_collector(binary, workdir, grpc_port, http_port, exporter="nop", file_
     else:
         exporters = "  nop: {}\n"
         trace_exporter = "nop"
-    processor_section, trace_processors = "", ""
-    if processors == "attributes":
-        processor_section = "processors:\n  attributes/bench:\n    actions:\n" + ATTRIBUTE_ACTIONS + "  batch: {}\n"
-        trace_processors = "processors: [attributes/bench, batch], "
+    names = [n.strip() for n in processors.split(",") if n.strip()]
+    processor_section, pipeline_processors = "", ""
+    if names:
+        processor_section = "processors:\n"
+        for name in names:
+            if name == "attributes/bench":
+                processor_section += "  attributes/bench:\n    actions:\n" + ATTRIBUTE_ACTIONS
+            else:
+                processor_section += f"  {name}: {{}}\n"
+        pipeline_processors = f"processors: [{', '.join(names)}], "
     config = (
         "receivers:\n"
         "  otlp:\n"
@@ -401,11 +419,12 @@ def otlpd_collector(binary, workdir, grpc_port, http_port, exporter="nop", file_
         + processor_section +
         "exporters:\n" + exporters +
         "service:\n"
-        "  telemetry: { metrics: { level: none } }\n"
+        # Self-telemetry is read once, at the end, for the batch sizes.
+        f"  telemetry: {{ metrics: {{ address: 127.0.0.1:{telemetry_port} }} }}\n"
         "  pipelines:\n"
-        f"    traces: {{ receivers: [otlp], {trace_processors}exporters: [{trace_exporter}] }}\n"
-        "    metrics: { receivers: [otlp], exporters: [nop] }\n"
-        "    logs: { receivers: [otlp], exporters: [nop] }\n")
+        f"    traces: {{ receivers: [otlp], {pipeline_processors}exporters: [{trace_exporter}] }}\n"
+        f"    metrics: {{ receivers: [otlp], {pipeline_processors}exporters: [nop] }}\n"
+        f"    logs: {{ receivers: [otlp], {pipeline_processors}exporters: [nop] }}\n")
     path = os.path.join(workdir, "otlpd.yaml")
     with open(path, "w") as f:
         f.write(config)
@@ -558,10 +577,11 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
             shutil.rmtree(file_dir, ignore_errors=True)
             os.makedirs(file_dir)
             file_path = os.path.join(file_dir, "traces.jsonl")
-        # "otlpd pass-through": the same load without the scenario's processors, for its baseline.
-        processors = "" if collector_name == PASS_THROUGH else scenario.otlpd_processors
-        collector = otlpd_collector(args.otlpd_copy, workdir, grpc_port, http_port, scenario.otlpd_exporter, file_path,
-                                    processors)
+        # The baseline: the same load with the baseline's processors instead of the scenario's.
+        processors = scenario.otlpd_processors if collector_name == "otlpd" else scenario.baseline_processors
+        telemetry_port = free_port()
+        collector = otlpd_collector(args.otlpd_copy, workdir, grpc_port, http_port, telemetry_port,
+                                    scenario.otlpd_exporter, file_path, processors)
     else:
         collector = rotel_collector(args.rotel, workdir, grpc_port, http_port)
     port = grpc_port if scenario.protocol == "grpc" else http_port
@@ -590,6 +610,8 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
                     marks["end"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid),
                                     cpu_times())
                     run.rss_mib, run.threads = proc_status(collector.pid)
+                    if collector_name.startswith("otlpd"):
+                        run.mean_batch = mean_batch_size(telemetry_port)
             h2.wait()
         finally:
             killer.cancel()
@@ -639,6 +661,28 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
     return run
 
 
+def mean_batch_size(port):
+    """The mean size of the batches otlpd's batch processors sent so far (the
+    otelcol_processor_batch_batch_send_size histogram; only the scenario's
+    signal is sent, so the other pipelines add nothing)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    except OSError:
+        return float("nan")
+    total = count = 0.0
+    for line in data.decode(errors="replace").splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith("otelcol_processor_batch_batch_send_size_sum"):
+            total += float(value)
+        elif name.startswith("otelcol_processor_batch_batch_send_size_count"):
+            count += float(value)
+    return total / count if count else float("nan")
+
+
 def check_file_output(run, file_dir):
     """The file exporter wrote OTLP/JSON lines: look at the first line still on disk."""
     files = sorted(os.listdir(file_dir)) if os.path.isdir(file_dir) else []
@@ -668,6 +712,7 @@ def summarize(runs):
         "rss_mib": median([r.rss_mib for r in runs]),
         "p50_ms": median([r.p50_ms for r in runs]),
         "p99_ms": median([r.p99_ms for r in runs]),
+        "mean_batch": median([r.mean_batch for r in runs]),
         "problems": sum(len(r.problems) for r in runs),
         "spread": (max(r.rate for r in runs) - min(r.rate for r in runs)) / median([r.rate for r in runs]) * 100
         if runs and median([r.rate for r in runs]) else float("nan"),
@@ -712,33 +757,46 @@ def check_targets(results):
     o, r = pair("grpc-512")
     if o and r:
         q = ratio(o["cpu_per_million"], r["cpu_per_million"])
-        at_most("gRPC 512-span → nop: otlpd CPU-s per M spans ≤ 1/4 of rotel's", q, 0.25,
+        at_most("gRPC 512-span → [batch] → nop: otlpd CPU-s per M spans ≤ 1/4 of rotel's", q, 0.25,
                 f"{o['cpu_per_million']:.3f} vs {r['cpu_per_million']:.3f} CPU-s/M, ratio {q:.3f}")
         q = ratio(o["rss_mib"], r["rss_mib"])
-        at_most("gRPC 512-span → nop: otlpd peak RSS ≤ rotel's", q, 1.0,
+        at_most("gRPC 512-span → [batch] → nop: otlpd peak RSS ≤ rotel's", q, 1.0,
                 f"{o['rss_mib']:.1f} vs {r['rss_mib']:.1f} MiB, ratio {q:.2f}")
+        base = results["grpc-512"].get(baseline_name(""))
+        if base:
+            valid = valid and not base["problems"]
+            # "No worse than without batch", within this VM's pass-to-pass noise (10 %).
+            q = ratio(o["cpu_per_million"], base["cpu_per_million"])
+            at_most("gRPC 512-span: otlpd [batch] CPU-s per M spans no worse than otlpd [] (within 10 %)", q, 1.10,
+                    f"{o['cpu_per_million']:.3f} vs {base['cpu_per_million']:.3f} CPU-s/M, ratio {q:.3f}; "
+                    f"mean batch {o['mean_batch']:.0f} spans")
     else:
         lines.append("SKIP  gRPC 512-span → nop targets: scenario not run")
     o, r = pair("grpc-10")
     if o and r:
         q = ratio(o["rate"], r["rate"])
-        at_least("gRPC 10-span: otlpd spans/s ≥ 4× rotel's", q, 4.0,
-                 f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s, ratio {q:.2f}")
-        at_most("gRPC 10-span: otlpd p99 ≤ 5 ms", o["p99_ms"], 5.0, f"p99 {o['p99_ms']:.2f} ms")
+        at_least("gRPC 10-span → [batch]: otlpd spans/s ≥ 4× rotel's", q, 4.0,
+                 f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s, ratio {q:.2f}; mean batch {o['mean_batch']:.0f} spans")
+        at_most("gRPC 10-span → [batch]: otlpd p99 ≤ 5 ms", o["p99_ms"], 5.0, f"p99 {o['p99_ms']:.2f} ms")
     else:
         lines.append("SKIP  gRPC 10-span targets: scenario not run")
     o, r = pair("http1-512")
     if o and r:
         q = ratio(r["cpu_per_million"], o["cpu_per_million"])  # spans per CPU-second, otlpd over rotel
-        at_least("OTLP/HTTP/1.1 512-span → nop: otlpd spans per CPU-second ≥ 4× rotel's", q, 4.0,
+        at_least("OTLP/HTTP/1.1 512-span → [batch] → nop: otlpd spans per CPU-second ≥ 4× rotel's", q, 4.0,
                  f"{fmt(1e6 / o['cpu_per_million'])} vs {fmt(1e6 / r['cpu_per_million'])} spans/CPU-s, ratio {q:.2f}")
     else:
         lines.append("SKIP  OTLP/HTTP/1.1 target: scenario not run")
     o, r = pair("file-json")
     if o and r:
         q = ratio(o["rate"], r["rate"])
-        at_least("gRPC 512-span → file (json, tmpfs): otlpd spans/s ≥ 2× rotel's blackhole", q, 2.0,
+        at_least("gRPC 512-span → [batch] → file (json, tmpfs): otlpd spans/s ≥ 2× rotel's blackhole", q, 2.0,
                  f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s, ratio {q:.2f}")
+        at_least("[batch] → file (json, tmpfs): otlpd ≥ 1 M spans/s", o["rate"], 1e6,
+                 f"{fmt(o['rate'])} spans/s, mean batch {o['mean_batch']:.0f} spans")
+        at_most("[batch] → file (json, tmpfs): otlpd ≤ 0.8 CPU-s per M spans (receive, batch, JSON, write)",
+                o["cpu_per_million"], 0.8, f"{o['cpu_per_million']:.3f} CPU-s/M")
+        at_most("[batch] → file (json, tmpfs): otlpd p99 ≤ 50 ms", o["p99_ms"], 50.0, f"p99 {o['p99_ms']:.2f} ms")
         disk = results.get("file-json", {}).get("otlpd (disk)")
         if disk:
             lines.append(f"INFO  the same into a file on the repo's disk (no target: bound by the VM's disk): "
@@ -746,12 +804,12 @@ def check_targets(results):
     else:
         lines.append("SKIP  file target: scenario not run")
     o, r = pair("attributes")
-    base = results.get("attributes", {}).get(PASS_THROUGH)
+    base = results.get("attributes", {}).get(baseline_name("batch"))
     if o and base:
         valid = valid and not base["problems"]
-        # Cost per span against otlpd without the processors, run in turn with it: at most 30 % of its throughput per core.
+        # Cost per span against otlpd with batch alone, run in turn with it: at most 30 % of its throughput per core.
         q = ratio(1e6 / o["cpu_per_million"], 1e6 / base["cpu_per_million"])
-        at_least("[attributes (3 actions), batch] → nop: otlpd spans per CPU-second ≥ 70 % of its pass-through", q, 0.70,
+        at_least("[attributes (3 actions), batch] → nop: otlpd spans per CPU-second ≥ 70 % of otlpd [batch]'s", q, 0.70,
                  f"{fmt(1e6 / o['cpu_per_million'])} vs {fmt(1e6 / base['cpu_per_million'])} spans/CPU-s, ratio {q:.2f}; "
                  f"throughput {fmt(o['rate'])} vs {fmt(base['rate'])} spans/s"
                  + (f"; rotel pass-through {fmt(r['rate'])} spans/s, {fmt(1e6 / r['cpu_per_million'])} spans/CPU-s" if r else ""))
@@ -772,11 +830,12 @@ def report(args, machine, scenarios, all_runs, results, targets):
     out.append(f"- load average before / after: {machine['loadavg']} / {machine['loadavg_after']}")
     out.append(f"- command: `{' '.join(sys.argv)}`\n")
     out.append("| # | scenario | collector | items/s | collector cores | CPU-s per M items | peak RSS MiB "
-               "| p50 ms | p99 ms | h2load cores | spread of items/s over passes | failures |")
-    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+               "| p50 ms | p99 ms | h2load cores | spread of items/s over passes | mean batch | failures |")
+    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for scn in scenarios:
         res = results.get(scn.key, {})
-        for name in ("otlpd", "rotel", "otlpd (disk)"):
+        baseline = [] if scn.baseline_processors is None else [baseline_name(scn.baseline_processors)]
+        for name in ["otlpd", *baseline, "rotel", "otlpd (disk)"]:
             s = res.get(name)
             if not s:
                 continue
@@ -785,13 +844,14 @@ def report(args, machine, scenarios, all_runs, results, targets):
             out.append(f"| {scn.number if name == 'otlpd' else ''} | {title} | {coll} | {fmt(s['rate'])} {scn.unit}/s "
                        f"| {s['cores']:.2f} | {s['cpu_per_million']:.3f} | {s['rss_mib']:.1f} | {s['p50_ms']:.2f} "
                        f"| {s['p99_ms']:.2f} | {s['loadgen_cores']:.2f} | "
-                       f"{'–' if s['passes'] < 2 else format(s['spread'], '.0f') + ' %'} | {s['problems'] or ''} |")
+                       f"{'–' if s['passes'] < 2 else format(s['spread'], '.0f') + ' %'} "
+                       f"| {'' if s['mean_batch'] != s['mean_batch'] else format(s['mean_batch'], '.0f')} | {s['problems'] or ''} |")
         o, r = res.get("otlpd"), res.get("rotel")
         if o and r:
             out.append(f"| | | **otlpd / rotel** | **{ratio(o['rate'], r['rate']):.2f}×** | "
                        f"{ratio(o['cores'], r['cores']):.2f}× | **{ratio(o['cpu_per_million'], r['cpu_per_million']):.3f}×** "
                        f"| {ratio(o['rss_mib'], r['rss_mib']):.2f}× | {ratio(o['p50_ms'], r['p50_ms']):.3f}× "
-                       f"| {ratio(o['p99_ms'], r['p99_ms']):.3f}× | | | |")
+                       f"| {ratio(o['p99_ms'], r['p99_ms']):.3f}× | | | | |")
     out.append("")
     out.append("## Targets\n")
     out.append("```")
@@ -799,12 +859,13 @@ def report(args, machine, scenarios, all_runs, results, targets):
     out.append("```\n")
     out.append("## Every pass\n")
     out.append("| scenario | collector | pass | items/s | cores | CPU-s/M | RSS MiB | threads | p50 ms | p99 ms "
-               "| window s | CPU0 / CPU1 busy % | of which irq+softirq % | steal % | real-client checks | h2load |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+               "| window s | CPU0 / CPU1 busy % | of which irq+softirq % | steal % | mean batch | real-client checks | h2load |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in all_runs:
         out.append(f"| {r.scenario} | {r.collector} | {r.pass_no} | {fmt(r.rate)} | {r.cores:.2f} | "
                    f"{r.cpu_per_million:.3f} | {r.rss_mib:.1f} | {r.threads} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.window:.2f} | "
                    f"{r.cpu_busy[0]:.0f} / {r.cpu_busy[1]:.0f} | {r.irq[0]:.0f} / {r.irq[1]:.0f} | {r.steal:.1f} | "
+                   f"{'' if r.mean_batch != r.mean_batch else format(r.mean_batch, '.0f')} | "
                    f"{r.checks_ok}/{r.checks_total} OK | {r.h2load_summary} |")
     problems = [(r, p) for r in all_runs for p in r.problems]
     notes = [(r, n) for r in all_runs for n in r.notes]
@@ -897,7 +958,8 @@ def main():
             # A scenario with processors also runs otlpd without them, in turn with
             # the others, so its cost is measured against a baseline taken in the
             # same minutes (this VM's speed drifts between scenarios).
-            names = ("otlpd", PASS_THROUGH, "rotel") if scn.otlpd_processors else ("otlpd", "rotel")
+            names = ("otlpd", "rotel") if scn.baseline_processors is None else \
+                ("otlpd", baseline_name(scn.baseline_processors), "rotel")
             by_collector = {name: [] for name in names}
             for pass_no in range(1, args.passes + 1):
                 for name in names:
@@ -906,6 +968,7 @@ def main():
                     by_collector[name].append(run)
                     all_runs.append(run)
                     log(f"   {name:5} pass {pass_no}: {fmt(run.rate)} {scn.unit}/s, {run.cores:.2f} cores, "
+                        + ("" if run.mean_batch != run.mean_batch else f"mean batch {run.mean_batch:.0f}, ") +
                         f"{run.cpu_per_million:.3f} CPU-s/M, RSS {run.rss_mib:.1f} MiB, "
                         f"p50/p99 {run.p50_ms:.2f}/{run.p99_ms:.2f} ms, h2load {run.loadgen_cores:.2f} cores, "
                         f"checks {run.checks_ok}/{run.checks_total}" + (" FAILED: " + "; ".join(run.problems)

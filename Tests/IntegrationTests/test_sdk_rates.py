@@ -1,0 +1,432 @@
+"""The OpenTelemetry Python SDK at production rates against the pipeline of
+otlpd's embedded default config (otlp -> batch {} -> debug (normal) + file).
+
+otlpd's batch processor answers a request only once its batch is written;
+with group commit, a partial batch goes as soon as no other request is on its
+way, so an SDK exporting one request at a time is answered in about one write,
+not after the 200 ms batch timeout. These tests hold otlpd to that with the
+SDK's own processors at their DEFAULT settings:
+
+- BatchSpanProcessor (queue 2048, batches of 512, 5 s schedule) at a steady
+  5,000 and 20,000 spans/s: the SDK drops nothing ("Queue full, dropping
+  Span." is never logged) and every span is in the file exactly once;
+- SimpleSpanProcessor (one synchronous export per span): span.end() returns in
+  milliseconds, not in the batch timeout;
+- ten SDK processes at once, over both protocols.
+
+This file is also the client program of the ten-process test: run as a script
+(`python test_sdk_rates.py --child ...`), it sends spans and writes a report.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
+
+PROTOCOLS = ["grpc", "http"]
+
+# The SDK logs a drop through this logger ("Queue full, dropping Span.", from
+# opentelemetry.sdk._shared_internal.BatchProcessor.emit, 1.45.2); export
+# failures and retries through the exporters' loggers, all under "opentelemetry".
+SDK_LOGGER = "opentelemetry"
+DROP_WORDS = ("dropping", "queue full")
+
+# Requests of a web service: (span name, kind, attributes).
+ROUTES = [
+    ("GET /api/cart", trace_api.SpanKind.SERVER,
+     {"http.request.method": "GET", "http.route": "/api/cart", "http.response.status_code": 200}),
+    ("POST /api/orders", trace_api.SpanKind.SERVER,
+     {"http.request.method": "POST", "http.route": "/api/orders", "http.response.status_code": 201}),
+    ("SELECT shop.orders", trace_api.SpanKind.CLIENT,
+     {"db.system": "postgresql", "db.namespace": "shop", "db.operation.name": "SELECT"}),
+    ("GET /api/products/{id}", trace_api.SpanKind.SERVER,
+     {"http.request.method": "GET", "http.route": "/api/products/{id}", "http.response.status_code": 404}),
+    ("redis GET", trace_api.SpanKind.CLIENT,
+     {"db.system": "redis", "server.address": "cache.internal", "server.port": 6379}),
+]
+
+
+# --------------------------------------------------------------------------
+# The SDK side (also run in the child processes)
+
+
+class _SdkWarnings(logging.Handler):
+    """Every WARNING or worse the SDK and its exporters log."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self._lock_messages = threading.Lock()
+
+    def emit(self, record):
+        try:
+            text = f"{record.name}: {record.getMessage()}"
+        except Exception:  # noqa: BLE001 - a badly formatted record is still a record
+            text = f"{record.name}: {record.msg!r}"
+        with self._lock_messages:
+            self.messages.append(text)
+
+    def drops(self) -> list[str]:
+        return [m for m in self.messages if any(w in m.lower() for w in DROP_WORDS)]
+
+
+def capture_sdk_warnings() -> _SdkWarnings:
+    handler = _SdkWarnings()
+    logging.getLogger(SDK_LOGGER).addHandler(handler)
+    # The SDK's BatchProcessor logger carries a DuplicateFilter that swallows a
+    # message equal to the previous one within 20 s; forget what an earlier
+    # test in this process logged, so a drop here is logged here.
+    try:
+        from opentelemetry.sdk import _shared_internal
+        for f in _shared_internal._logger.filters:
+            if hasattr(f, "last_log"):
+                del f.last_log
+    except (ImportError, AttributeError):
+        pass
+    return handler
+
+
+def release_sdk_warnings(handler: _SdkWarnings) -> None:
+    logging.getLogger(SDK_LOGGER).removeHandler(handler)
+
+
+class _Counting:
+    """Mixed into the SDK's own OTLPSpanExporter class: counts what the processor
+    hands it, the results, and how long each export (encode + send + answer) took."""
+
+    def _init_counts(self):
+        self.exports = 0
+        self.spans_exported = 0
+        self.failures = 0
+        self.durations: list[float] = []
+        self._count_lock = threading.Lock()
+
+    def export(self, spans):
+        started = time.perf_counter()
+        result = super().export(spans)
+        elapsed = time.perf_counter() - started
+        with self._count_lock:
+            self.exports += 1
+            self.spans_exported += len(spans)
+            self.durations.append(elapsed)
+            if result != SpanExportResult.SUCCESS:
+                self.failures += 1
+        return result
+
+
+def sdk_exporter(protocol: str, grpc_port: int, http_port: int):
+    """The SDK's OTLPSpanExporter with its default settings, only the endpoint set."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        endpoint = f"http://127.0.0.1:{grpc_port}"
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        endpoint = f"http://127.0.0.1:{http_port}/v1/traces"
+    cls = type(f"Counting{protocol.upper()}OTLPSpanExporter", (_Counting, OTLPSpanExporter), {})
+    exporter = cls(endpoint=endpoint)
+    exporter._init_counts()
+    return exporter
+
+
+def new_provider(service: str, processor) -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create({"service.name": service, "service.version": "1.4.2",
+                                                        "deployment.environment.name": "it"}))
+    provider.add_span_processor(processor)
+    return provider
+
+
+def make_span(tracer, n: int):
+    name, kind, attributes = ROUTES[n % len(ROUTES)]
+    span = tracer.start_span(name, kind=kind, attributes=attributes)
+    span.set_attribute("request.sequence", n)
+    span.end()
+    return span.get_span_context().span_id
+
+
+def generate(tracer, rate: int, duration: float, tick: float = 0.010) -> tuple[list[int], float]:
+    """rate * duration spans at a steady `rate`: every `tick`, the spans then due. If the
+    process cannot keep up it makes them without sleeping, so the count is always exact
+    and the achieved rate (count / elapsed) tells how far behind it fell."""
+    total = int(rate * duration)
+    ticks = int(round(duration / tick))
+    ids: list[int] = []
+    start = time.monotonic()
+    for k in range(1, ticks + 1):
+        due_at = start + k * tick
+        wait = due_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        target = total * k // ticks
+        while len(ids) < target:
+            ids.append(make_span(tracer, len(ids)))
+    return ids, time.monotonic() - start
+
+
+def run_batch_client(service: str, protocol: str, grpc_port: int, http_port: int, rate: int,
+                     duration: float) -> dict:
+    """One SDK with BatchSpanProcessor at its defaults sending `rate` spans/s for `duration` s."""
+    warnings_ = capture_sdk_warnings()
+    try:
+        exporter = sdk_exporter(protocol, grpc_port, http_port)
+        processor = BatchSpanProcessor(exporter)  # all defaults
+        settings = {k: getattr(processor._batch_processor, f"_{k}", None)
+                    for k in ("max_queue_size", "schedule_delay_millis", "max_export_batch_size")}
+        provider = new_provider(service, processor)
+        tracer = provider.get_tracer("shop.web", "1.4.2")
+        ids, elapsed = generate(tracer, rate, duration)
+        flush_started = time.monotonic()
+        flushed = provider.force_flush()
+        flush_seconds = time.monotonic() - flush_started
+        provider.shutdown()
+    finally:
+        release_sdk_warnings(warnings_)
+    durations = sorted(exporter.durations)
+    return {
+        "service": service, "protocol": protocol, "rate": rate, "duration": duration,
+        "settings": settings,
+        "span_ids": [format(i, "016x") for i in ids],
+        "created": len(ids), "elapsed": elapsed, "achieved_rate": len(ids) / elapsed,
+        "flushed": flushed, "flush_seconds": flush_seconds,
+        "exports": exporter.exports, "spans_exported": exporter.spans_exported, "failures": exporter.failures,
+        "export_ms_median": statistics.median(durations) * 1000 if durations else None,
+        "export_ms_max": durations[-1] * 1000 if durations else None,
+        "warnings": warnings_.messages, "drops": warnings_.drops(),
+    }
+
+
+def _child_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", action="store_true")
+    for name in ("service", "protocol", "report", "ready", "go"):
+        parser.add_argument(f"--{name}", required=True)
+    for name in ("grpc-port", "http-port", "rate"):
+        parser.add_argument(f"--{name}", type=int, required=True)
+    parser.add_argument("--duration", type=float, required=True)
+    args = parser.parse_args(argv)
+    # Imports done, exporter classes loaded: tell the parent, then wait for everyone.
+    sdk_exporter(args.protocol, args.grpc_port, args.http_port).shutdown()
+    Path(args.ready).write_text("ready")
+    deadline = time.monotonic() + 60
+    while not Path(args.go).exists():
+        if time.monotonic() > deadline:
+            sys.exit("no go signal within 60 s")
+        time.sleep(0.005)
+    report = run_batch_client(args.service, args.protocol, args.grpc_port, args.http_port, args.rate, args.duration)
+    Path(args.report).write_text(json.dumps(report))
+
+
+if __name__ == "__main__" and "--child" in sys.argv:
+    _child_main(sys.argv[1:])
+    sys.exit(0)
+
+
+# --------------------------------------------------------------------------
+# The tests
+
+import pytest  # noqa: E402
+
+from otlpd_harness import base_config, read_jsonl, records, service_of, wait_until  # noqa: E402
+
+# An SDK's defaults come from OTEL_BSP_* and OTEL_EXPORTER_OTLP_*; these tests use the defaults.
+@pytest.fixture(autouse=True)
+def _sdk_defaults(monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("OTEL_"):
+            monkeypatch.delenv(key)
+
+
+def default_pipeline_config(tmp_path: Path) -> dict:
+    """The pipeline of the embedded default config (`otlpd print-config` with no --config), on
+    OS-chosen ports, the file in tmp_path. Debug at normal verbosity writes a line per span to
+    stdout, which the harness sends to a file (not a pipe nobody reads)."""
+    return base_config(tmp_path, processors={"batch": {}},
+                       exporters={"debug": {"verbosity": "normal"},
+                                  "file": {"path": str(tmp_path / "otlpd.jsonl"), "format": "json"}})
+
+
+def start_default(otlpd, tmp_path):
+    daemon = otlpd.start(default_pipeline_config(tmp_path))
+    assert not daemon.stdout_pipe and daemon.proc.stdout is None, "debug output goes to a file"
+    return daemon
+
+
+def span_counts_of(path: Path, services: set[str]) -> dict[str, collections.Counter]:
+    """For each service, how many times each span id is in the file."""
+    counts = {s: collections.Counter() for s in services}
+    if not path.exists():
+        return counts
+    for resource, _, span in records(read_jsonl(path), "traces"):
+        service = service_of(resource)
+        if service in counts:
+            counts[service][span.get("spanId", "")] += 1
+    return counts
+
+
+def check_exactly_once(path: Path, sent: dict[str, list[str]], daemon) -> dict[str, collections.Counter]:
+    """Waits briefly for every sent span (acknowledged means written, so they should be there at
+    once), then asserts each is in the file exactly once and nothing else is there for the service."""
+    total = sum(len(ids) for ids in sent.values())
+
+    def all_there():
+        counts = span_counts_of(path, set(sent))
+        return counts if all(set(ids) <= set(counts[s]) for s, ids in sent.items()) else None
+
+    try:
+        counts = wait_until(all_there, 3, f"all {total} spans in {path.name}")
+    except AssertionError:
+        counts = span_counts_of(path, set(sent))
+    problems = []
+    for service, ids in sent.items():
+        found = counts[service]
+        missing = set(ids) - set(found)
+        extra = set(found) - set(ids)
+        twice = {i: n for i, n in found.items() if n > 1}
+        assert len(set(ids)) == len(ids), f"{service}: the SDK made duplicate span ids"
+        if missing or extra or twice:
+            problems.append(f"{service}: sent {len(ids)}, in file {sum(found.values())} "
+                            f"({len(found)} distinct); missing {len(missing)}, not sent {len(extra)}, "
+                            f"written more than once {len(twice)} (e.g. {list(twice.items())[:3]})")
+    assert not problems, "\n".join(problems) + "\notlpd stderr (tail):\n" + "\n".join(daemon.stderr().splitlines()[-30:])
+    return counts
+
+
+def describe(report: dict) -> str:
+    return (f"{report['service']} over {report['protocol']}: target {report['rate']}/s for {report['duration']}s, "
+            f"created {report['created']} in {report['elapsed']:.2f}s ({report['achieved_rate']:.0f}/s), "
+            f"exported {report['spans_exported']} in {report['exports']} exports "
+            f"(median {report['export_ms_median'] or 0:.1f} ms, max {report['export_ms_max'] or 0:.1f} ms), "
+            f"{report['failures']} failed, force_flush {report['flush_seconds'] * 1000:.0f} ms, "
+            f"drop logs {len(report['drops'])}, warnings {report['warnings'][:3]}")
+
+
+# Target rates and durations; the lowest achieved rate these tests accept, as a fraction of the
+# target. One Python thread makes a span with a few attributes in ~40 us and the exporter
+# encodes one in ~40 us more, under the same GIL, so 20,000/s is at the edge of what one
+# SDK process can do on its own, before otlpd does anything.
+RATES = [pytest.param(5_000, 4.0, 0.95, id="5k"), pytest.param(20_000, 3.0, 0.95, id="20k")]
+
+
+@pytest.mark.parametrize("rate,duration,min_fraction", RATES)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_batch_span_processor_defaults_keep_every_span(otlpd, tmp_path, protocol, rate, duration, min_fraction):
+    """BatchSpanProcessor at its defaults at a steady rate: no "Queue full, dropping Span.",
+    every span in the file exactly once."""
+    daemon = start_default(otlpd, tmp_path)
+    service = f"shop-bsp-{protocol}-{rate}"
+    report = run_batch_client(service, protocol, daemon.grpc_port, daemon.http_port, rate, duration)
+    print(describe(report))
+    assert report["settings"] == {"max_queue_size": 2048, "schedule_delay_millis": 5000,
+                                  "max_export_batch_size": 512}, f"SDK defaults: {report['settings']}"
+    assert not report["drops"], f"the SDK dropped spans: {describe(report)}\nlogged: {report['drops']}"
+    assert report["failures"] == 0, f"exports failed: {describe(report)}\notlpd stderr:\n{daemon.stderr()[-3000:]}"
+    assert report["spans_exported"] == report["created"], f"the SDK did not export every span: {describe(report)}"
+    assert not report["warnings"], f"the SDK logged warnings: {report['warnings'][:10]}"
+    check_exactly_once(tmp_path / "otlpd.traces.jsonl", {service: report["span_ids"]}, daemon)
+    assert report["achieved_rate"] >= min_fraction * rate, \
+        f"this process could not hold the rate (not otlpd's doing): {describe(report)}"
+    assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_simple_span_processor_answers_in_milliseconds(otlpd, tmp_path, protocol):
+    """SimpleSpanProcessor exports each span synchronously in span.end(): a lone request is
+    answered in about one write, not after the batch processor's 200 ms timeout."""
+    daemon = start_default(otlpd, tmp_path)
+    service = f"shop-simple-{protocol}"
+    warnings_ = capture_sdk_warnings()
+    try:
+        exporter = sdk_exporter(protocol, daemon.grpc_port, daemon.http_port)
+        provider = new_provider(service, SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("shop.web", "1.4.2")
+        ids, times = [], []
+        for n in range(200):
+            name, kind, attributes = ROUTES[n % len(ROUTES)]
+            span = tracer.start_span(name, kind=kind, attributes=attributes)
+            span.set_attribute("request.sequence", n)
+            started = time.perf_counter()
+            span.end()
+            times.append(time.perf_counter() - started)
+            ids.append(format(span.get_span_context().span_id, "016x"))
+        provider.shutdown()
+    finally:
+        release_sdk_warnings(warnings_)
+    ordered = sorted(times)
+    median_ms = statistics.median(times) * 1000
+    p90_ms = ordered[int(0.9 * len(ordered)) - 1] * 1000
+    figures = (f"{protocol}: span.end() median {median_ms:.2f} ms, p90 {p90_ms:.2f} ms, "
+               f"max {ordered[-1] * 1000:.1f} ms, first {times[0] * 1000:.1f} ms over {len(times)} spans")
+    print(figures)
+    assert exporter.failures == 0 and exporter.spans_exported == 200, \
+        f"{exporter.failures} failed exports, {exporter.spans_exported} spans exported; {warnings_.messages[:5]}"
+    assert not warnings_.messages, f"the SDK logged warnings: {warnings_.messages[:10]}"
+    assert median_ms <= 5, f"a lone export waits for its batch: {figures}"
+    check_exactly_once(tmp_path / "otlpd.traces.jsonl", {service: ids}, daemon)
+    assert daemon.stop() == 0
+
+
+def test_ten_sdk_processes_at_once(otlpd, tmp_path):
+    """Ten processes, each an SDK with BatchSpanProcessor defaults at 1,000 spans/s for 3 s,
+    half over gRPC, half over HTTP: every span of every process in the file exactly once."""
+    daemon = start_default(otlpd, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    go = tmp_path / "go"
+    children = []
+    for i in range(10):
+        protocol = PROTOCOLS[i % 2]
+        service = f"shop-proc-{i}-{protocol}"
+        paths = {k: tmp_path / f"child-{i}.{k}" for k in ("report", "ready", "out")}
+        argv = [sys.executable, __file__, "--child", "--service", service, "--protocol", protocol,
+                "--grpc-port", str(daemon.grpc_port), "--http-port", str(daemon.http_port),
+                "--rate", "1000", "--duration", "3", "--report", str(paths["report"]),
+                "--ready", str(paths["ready"]), "--go", str(go)]
+        out = open(paths["out"], "wb")
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                cwd=str(Path(__file__).parent))
+        children.append((service, proc, out, paths))
+    try:
+        def all_ready():
+            for service, proc, _, paths in children:
+                if proc.poll() is not None and not paths["ready"].exists():
+                    raise AssertionError(f"{service} exited with {proc.returncode}:\n{paths['out'].read_text()}")
+            return all(paths["ready"].exists() for *_, paths in children)
+
+        wait_until(all_ready, 60, "10 SDK processes ready", interval=0.05)
+        go.write_text("go")
+        for service, proc, out, paths in children:
+            try:
+                code = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"{service} still running 60 s after go:\n{paths['out'].read_text()}")
+            assert code == 0, f"{service} exited with {code}:\n{paths['out'].read_text()}"
+    finally:
+        for _, proc, out, _ in children:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            out.close()
+    reports = [json.loads(paths["report"].read_text()) for *_, paths in children]
+    for report in reports:
+        print(describe(report))
+    dropped = [describe(r) + f" logged {r['drops']}" for r in reports if r["drops"]]
+    assert not dropped, "SDKs dropped spans:\n" + "\n".join(dropped)
+    failed = [describe(r) for r in reports if r["failures"] or r["spans_exported"] != r["created"] or r["warnings"]]
+    assert not failed, "SDKs failed exports or logged warnings:\n" + "\n".join(failed) + \
+        f"\notlpd stderr:\n{daemon.stderr()[-3000:]}"
+    assert sum(r["created"] for r in reports) == 30_000
+    check_exactly_once(tmp_path / "otlpd.traces.jsonl", {r["service"]: r["span_ids"] for r in reports}, daemon)
+    slow = [describe(r) for r in reports if r["achieved_rate"] < 0.9 * r["rate"]]
+    assert not slow, "processes could not hold 1,000 spans/s:\n" + "\n".join(slow)
+    assert daemon.stop() == 0
