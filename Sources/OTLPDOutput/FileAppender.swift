@@ -29,9 +29,11 @@ public struct RotationPolicy: Sendable, Equatable {
 /// What one caller adds to a file.
 package enum FileRecord: Sendable {
     case bytes(ByteBuffer)
-    /// Rendered by the writing thread into a reused buffer and written at once,
-    /// so the kernel copies from cache and nothing is allocated per request.
-    case rendered(@Sendable (inout ByteSink) -> Void)
+    /// Rendered by the writing thread into a reused buffer and written in
+    /// pieces as it goes, so the kernel copies from cache and nothing is
+    /// allocated per request. The renderer calls the boundary it is given
+    /// where the output may be cut (line ends).
+    case rendered(@Sendable (inout ByteSink, _ boundary: (inout ByteSink) -> Void) -> Void)
 }
 
 /// Appends to one file from many requests at once. Writes that arrive while
@@ -146,24 +148,27 @@ public final class FileAppender: Sendable {
         let outcome = self.output.withLockedValue { (output: inout Output) -> Result<Void, SystemError> in
             do throws(SystemError) {
                 if output.file == nil { output.file = try AppendOnlyFile(path: self.path) }
+                // Renderings of consecutive records share pieces: a group of small requests is one write.
+                func writePiece(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+                    // The rendering counts as held while it is written.
+                    self.memory?.charge(bytes.count)
+                    defer { self.memory?.release(bytes.count) }
+                    try self.rotateIfNeeded(&output, adding: bytes.count)
+                    try output.file!.write(bytes)
+                    output.unsynced += bytes.count
+                }
                 for record in records {
                     switch record {
                     case .bytes(let buffer):
+                        try self.renderBuffer.flush(then: writePiece)
                         try self.rotateIfNeeded(&output, adding: buffer.readableBytes)
                         try output.file!.write(buffer)
                         output.unsynced += buffer.readableBytes
                     case .rendered(let render):
-                        let written = try self.renderBuffer.render(render) { (bytes) throws(SystemError) -> Int in
-                            // The rendering counts as held while it is written.
-                            self.memory?.charge(bytes.count)
-                            defer { self.memory?.release(bytes.count) }
-                            try self.rotateIfNeeded(&output, adding: bytes.count)
-                            try output.file!.write(bytes)
-                            return bytes.count
-                        }
-                        output.unsynced += written
+                        try self.renderBuffer.render(render, then: writePiece)
                     }
                 }
+                try self.renderBuffer.flush(then: writePiece)
                 return .success(())
             } catch {
                 return .failure(error)

@@ -9,7 +9,11 @@ SDK's own processors at their DEFAULT settings:
 
 - BatchSpanProcessor (queue 2048, batches of 512, 5 s schedule) at a steady
   5,000 and 20,000 spans/s: the SDK drops nothing ("Queue full, dropping
-  Span." is never logged) and every span is in the file exactly once;
+  Span." is never logged) and every span is in the file exactly once. Where
+  one SDK process cannot make and encode 20,000 spans/s at all (a 2-core
+  machine), a control run without otlpd shows it, and the test is an xfail
+  with the figures, still holding otlpd to every exported span written once
+  and prompt answers;
 - SimpleSpanProcessor (one synchronous export per span): span.end() returns in
   milliseconds, not in the batch timeout;
 - ten SDK processes at once, over both protocols.
@@ -32,9 +36,10 @@ import time
 from pathlib import Path
 
 from opentelemetry import trace as trace_api
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 PROTOCOLS = ["grpc", "http"]
 
@@ -104,14 +109,16 @@ def release_sdk_warnings(handler: _SdkWarnings) -> None:
 
 
 class _Counting:
-    """Mixed into the SDK's own OTLPSpanExporter class: counts what the processor
-    hands it, the results, and how long each export (encode + send + answer) took."""
+    """Mixed into the SDK's own OTLPSpanExporter class: counts what the processor hands it,
+    the results, the span ids it got answered (SUCCESS), and how long each export took."""
 
     def _init_counts(self):
         self.exports = 0
         self.spans_exported = 0
         self.failures = 0
+        self.exported_ids: list[int] = []
         self.durations: list[float] = []
+        self.answer_waits: list[float] = []
         self._count_lock = threading.Lock()
 
     def export(self, spans):
@@ -122,13 +129,47 @@ class _Counting:
             self.exports += 1
             self.spans_exported += len(spans)
             self.durations.append(elapsed)
-            if result != SpanExportResult.SUCCESS:
+            if result == SpanExportResult.SUCCESS:
+                self.exported_ids.extend(s.get_span_context().span_id for s in spans)
+            else:
                 self.failures += 1
         return result
 
+    def _time_answers(self, target, attribute: str):
+        """Times the call that sends the encoded request and waits for otlpd's answer (the
+        gRPC stub's Export, the HTTP transport's request): an upper bound on otlpd's share
+        of an export (it includes taking the GIL back)."""
+        send = getattr(target, attribute)
 
-def sdk_exporter(protocol: str, grpc_port: int, http_port: int):
-    """The SDK's OTLPSpanExporter with its default settings, only the endpoint set."""
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return send(*args, **kwargs)
+            finally:
+                self.answer_waits.append(time.perf_counter() - started)
+
+        setattr(target, attribute, timed)
+
+
+class _EncodeOnlySpanExporter(SpanExporter):
+    """The control: the SDK's OTLP encoding and nothing else, as if a collector answered at
+    once with no network in between. What one process can export with otlpd out of the picture."""
+
+    def export(self, spans):
+        encode_spans(spans).SerializeToString()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self):
+        pass
+
+
+def sdk_exporter(protocol: str, grpc_port: int = 0, http_port: int = 0):
+    """The SDK's OTLPSpanExporter with its default settings, only the endpoint set (or, for
+    protocol "encode-only", the control that encodes and sends nothing)."""
+    if protocol == "encode-only":
+        exporter = type("CountingEncodeOnlySpanExporter", (_Counting, _EncodeOnlySpanExporter), {})()
+        exporter._init_counts()
+        return exporter
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         endpoint = f"http://127.0.0.1:{grpc_port}"
@@ -138,6 +179,10 @@ def sdk_exporter(protocol: str, grpc_port: int, http_port: int):
     cls = type(f"Counting{protocol.upper()}OTLPSpanExporter", (_Counting, OTLPSpanExporter), {})
     exporter = cls(endpoint=endpoint)
     exporter._init_counts()
+    if protocol == "grpc":
+        exporter._time_answers(exporter._client, "Export")
+    else:
+        exporter._time_answers(exporter._client._transport, "request")
     return exporter
 
 
@@ -194,6 +239,7 @@ def run_batch_client(service: str, protocol: str, grpc_port: int, http_port: int
     finally:
         release_sdk_warnings(warnings_)
     durations = sorted(exporter.durations)
+    waits = sorted(exporter.answer_waits)
     return {
         "service": service, "protocol": protocol, "rate": rate, "duration": duration,
         "settings": settings,
@@ -203,6 +249,9 @@ def run_batch_client(service: str, protocol: str, grpc_port: int, http_port: int
         "exports": exporter.exports, "spans_exported": exporter.spans_exported, "failures": exporter.failures,
         "export_ms_median": statistics.median(durations) * 1000 if durations else None,
         "export_ms_max": durations[-1] * 1000 if durations else None,
+        "answer_ms_median": statistics.median(waits) * 1000 if waits else None,
+        "answer_ms_max": waits[-1] * 1000 if waits else None,
+        "exported_ids": [format(i, "016x") for i in exporter.exported_ids],
         "warnings": warnings_.messages, "drops": warnings_.drops(),
     }
 
@@ -304,36 +353,89 @@ def check_exactly_once(path: Path, sent: dict[str, list[str]], daemon) -> dict[s
 
 
 def describe(report: dict) -> str:
+    answers = ("no collector" if report["answer_ms_median"] is None else
+               f"otlpd's answer median {report['answer_ms_median']:.1f} ms, max {report['answer_ms_max']:.1f} ms")
     return (f"{report['service']} over {report['protocol']}: target {report['rate']}/s for {report['duration']}s, "
             f"created {report['created']} in {report['elapsed']:.2f}s ({report['achieved_rate']:.0f}/s), "
             f"exported {report['spans_exported']} in {report['exports']} exports "
-            f"(median {report['export_ms_median'] or 0:.1f} ms, max {report['export_ms_max'] or 0:.1f} ms), "
+            f"(export() median {report['export_ms_median'] or 0:.1f} ms, max {report['export_ms_max'] or 0:.1f} ms; "
+            f"{answers}), "
             f"{report['failures']} failed, force_flush {report['flush_seconds'] * 1000:.0f} ms, "
             f"drop logs {len(report['drops'])}, warnings {report['warnings'][:3]}")
 
 
-# Target rates and durations; the lowest achieved rate these tests accept, as a fraction of the
-# target. One Python thread makes a span with a few attributes in ~40 us and the exporter
-# encodes one in ~40 us more, under the same GIL, so 20,000/s is at the edge of what one
-# SDK process can do on its own, before otlpd does anything.
+def wait_for_debug_lines(daemon, service: str, span_ids: list[str]) -> None:
+    """The debug exporter (verbosity normal) wrote a line per span of `service` to stdout."""
+    wanted = set(span_ids)
+
+    def written():
+        seen = set()
+        for line in daemon.stdout().splitlines():
+            if f"  {service}  " in line:
+                seen.add(line.rsplit("span=", 1)[-1].split()[0])
+        return seen if wanted <= seen else None
+
+    try:
+        wait_until(written, 3, f"{len(wanted)} debug lines of {service}")
+    except AssertionError:
+        seen = set()
+        for line in daemon.stdout().splitlines():
+            if f"  {service}  " in line:
+                seen.add(line.rsplit("span=", 1)[-1].split()[0])
+        raise AssertionError(f"debug exporter: {len(wanted - seen)} of {len(wanted)} spans of {service} have no line "
+                             f"on stdout ({len(daemon.stdout().splitlines())} lines in all)")
+
+
+# Rates and durations, and the lowest achieved rate accepted, as a fraction of the target.
 RATES = [pytest.param(5_000, 4.0, 0.95, id="5k"), pytest.param(20_000, 3.0, 0.95, id="20k")]
+# With the SDK dropping on its own (see below), otlpd is still held to answering an export
+# of up to 512 spans in this much (median): the batch timeout is 200 ms.
+MAX_MEDIAN_ANSWER_MS = 50
 
 
 @pytest.mark.parametrize("rate,duration,min_fraction", RATES)
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_batch_span_processor_defaults_keep_every_span(otlpd, tmp_path, protocol, rate, duration, min_fraction):
     """BatchSpanProcessor at its defaults at a steady rate: no "Queue full, dropping Span.",
-    every span in the file exactly once."""
+    every span in the file exactly once (and a debug line for each on stdout).
+
+    One Python thread makes a span with a few attributes in ~40 us and the SDK's OTLP
+    encoder needs ~40 us more for it, in the worker thread under the same GIL: one SDK
+    process may not keep up with 20,000 spans/s on a small machine whatever the collector
+    does. When the SDK drops, the same load runs again against the control (the SDK's
+    encoder with no collector and no network): if it drops too, and otlpd answered its
+    exports promptly, the rate is beyond this machine's SDK and the test is an xfail with
+    the figures; if the control keeps up, otlpd is what made the SDK drop, and it fails."""
     daemon = start_default(otlpd, tmp_path)
     service = f"shop-bsp-{protocol}-{rate}"
     report = run_batch_client(service, protocol, daemon.grpc_port, daemon.http_port, rate, duration)
     print(describe(report))
     assert report["settings"] == {"max_queue_size": 2048, "schedule_delay_millis": 5000,
                                   "max_export_batch_size": 512}, f"SDK defaults: {report['settings']}"
-    assert not report["drops"], f"the SDK dropped spans: {describe(report)}\nlogged: {report['drops']}"
     assert report["failures"] == 0, f"exports failed: {describe(report)}\notlpd stderr:\n{daemon.stderr()[-3000:]}"
-    assert report["spans_exported"] == report["created"], f"the SDK did not export every span: {describe(report)}"
-    assert not report["warnings"], f"the SDK logged warnings: {report['warnings'][:10]}"
+    other_warnings = [w for w in report["warnings"] if w not in report["drops"]]
+    assert not other_warnings, f"the SDK logged warnings: {other_warnings[:10]}"
+    # Whatever the SDK handed otlpd and got answered is in the file, exactly once.
+    assert set(report["exported_ids"]) <= set(report["span_ids"]), "the exporter got spans this test did not make"
+    check_exactly_once(tmp_path / "otlpd.traces.jsonl", {service: report["exported_ids"]}, daemon)
+    wait_for_debug_lines(daemon, service, report["exported_ids"])
+
+    dropped = report["created"] - report["spans_exported"]
+    if report["drops"] or dropped:
+        control = run_batch_client(f"{service}-control", "encode-only", 0, 0, rate, duration)
+        print("control without otlpd: " + describe(control))
+        figures = (f"with otlpd: {describe(report)}\nwithout otlpd (control): {describe(control)}")
+        control_dropped = control["created"] - control["spans_exported"]
+        assert control["drops"] or control_dropped, \
+            f"otlpd made the SDK drop {dropped} spans: the control (the SDK's encoder, no collector) kept up\n{figures}"
+        assert report["answer_ms_median"] <= MAX_MEDIAN_ANSWER_MS, \
+            f"otlpd answered slowly while the SDK dropped {dropped} spans\n{figures}"
+        pytest.xfail(f"one SDK process cannot hold {rate} spans/s here even without otlpd: with otlpd it exported "
+                     f"{report['spans_exported']} of {report['created']} (logged {report['drops']}), the control "
+                     f"{control['spans_exported']} of {control['created']}; otlpd answered in a median "
+                     f"{report['answer_ms_median']:.1f} ms, and wrote every exported span once\n{figures}")
+
+    assert not report["drops"] and report["spans_exported"] == report["created"]
     check_exactly_once(tmp_path / "otlpd.traces.jsonl", {service: report["span_ids"]}, daemon)
     assert report["achieved_rate"] >= min_fraction * rate, \
         f"this process could not hold the rate (not otlpd's doing): {describe(report)}"
@@ -374,6 +476,7 @@ def test_simple_span_processor_answers_in_milliseconds(otlpd, tmp_path, protocol
     assert not warnings_.messages, f"the SDK logged warnings: {warnings_.messages[:10]}"
     assert median_ms <= 5, f"a lone export waits for its batch: {figures}"
     check_exactly_once(tmp_path / "otlpd.traces.jsonl", {service: ids}, daemon)
+    wait_for_debug_lines(daemon, service, ids)
     assert daemon.stop() == 0
 
 
@@ -427,6 +530,8 @@ def test_ten_sdk_processes_at_once(otlpd, tmp_path):
         f"\notlpd stderr:\n{daemon.stderr()[-3000:]}"
     assert sum(r["created"] for r in reports) == 30_000
     check_exactly_once(tmp_path / "otlpd.traces.jsonl", {r["service"]: r["span_ids"] for r in reports}, daemon)
+    for r in reports:
+        wait_for_debug_lines(daemon, r["service"], r["span_ids"])
     slow = [describe(r) for r in reports if r["achieved_rate"] < 0.9 * r["rate"]]
     assert not slow, "processes could not hold 1,000 spans/s:\n" + "\n".join(slow)
     assert daemon.stop() == 0

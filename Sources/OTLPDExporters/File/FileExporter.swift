@@ -82,8 +82,8 @@ public final class FileExporter: Exporter {
     /// `parts` are requests that together make the one request recorded.
     private func record(_ parts: [ByteBuffer], signal: Signal) -> FileRecord {
         if self.configuration.format == .json && self.configuration.compression == .none {
-            return .rendered { sink in
-                for part in parts { OTLPJSONEncoder.appendLines(part, signal: signal, to: &sink) }
+            return .rendered { sink, boundary in
+                for part in parts { OTLPJSONEncoder.appendLines(part, signal: signal, to: &sink, lineEnd: boundary) }
             }
         }
         var bytes: ByteBuffer

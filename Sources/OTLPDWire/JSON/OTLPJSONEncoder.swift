@@ -21,9 +21,12 @@ package enum OTLPJSONEncoder {
     }
 
     /// Appends one line per resource of `payload`, each a complete
-    /// `Export*ServiceRequest` holding that one resource. Returns how many lines.
+    /// `Export*ServiceRequest` holding that one resource, calling `lineEnd`
+    /// after each (where a writer may hand the output on). Returns how many lines.
     @discardableResult
-    package static func appendLines(_ payload: ByteBuffer, signal: Signal, to sink: inout ByteSink) -> Int {
+    package static func appendLines(
+        _ payload: ByteBuffer, signal: Signal, to sink: inout ByteSink, lineEnd: (inout ByteSink) -> Void = { _ in }
+    ) -> Int {
         let schema = WireSchema.shared
         let request = schema.requestIndex(for: signal)
         let resourceField = schema.fields[Int(schema.fieldIndex(message: request, number: 1))]
@@ -43,6 +46,7 @@ package enum OTLPJSONEncoder {
                     try Self.writeMessage(&resource, message: resourceField.messageIndex, to: &sink, schema: schema)
                     sink.append("]}\n")
                     lines += 1
+                    lineEnd(&sink)
                 } catch {
                     sink.removeLast(sink.byteCount - lineStart)
                     return
