@@ -149,13 +149,13 @@ public final class FileAppender: Sendable {
             do throws(SystemError) {
                 if output.file == nil { output.file = try AppendOnlyFile(path: self.path) }
                 // Renderings of consecutive records share pieces: a group of small requests is one write.
-                func writePiece(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+                func writePiece(_ bytes: RawSpan) throws(SystemError) {
                     // The rendering counts as held while it is written.
-                    self.memory?.charge(bytes.count)
-                    defer { self.memory?.release(bytes.count) }
-                    try self.rotateIfNeeded(&output, adding: bytes.count)
+                    self.memory?.charge(bytes.byteCount)
+                    defer { self.memory?.release(bytes.byteCount) }
+                    try self.rotateIfNeeded(&output, adding: bytes.byteCount)
                     try output.file!.write(bytes)
-                    output.unsynced += bytes.count
+                    output.unsynced += bytes.byteCount
                 }
                 for record in records {
                     switch record {

@@ -71,6 +71,12 @@ public final class AppendOnlyFile: @unchecked Sendable {
         if let error = self.writeAll(bytes) { throw error }
     }
 
+    /// Writes every byte of `bytes`.
+    public func write(_ bytes: RawSpan) throws(SystemError) {
+        let outcome: SystemError? = bytes.withUnsafeBytes { raw in self.writeAll(raw) }
+        if let outcome { throw outcome }
+    }
+
     private func writeAll(_ raw: UnsafeRawBufferPointer) -> SystemError? {
         var offset = 0
         while offset < raw.count {

@@ -19,11 +19,11 @@ struct RenderBufferTests {
     func piecesAtBoundaries() throws {
         let buffer = RenderBuffer(pieceSize: 100)
         var pieces: [[UInt8]] = []
-        try buffer.render(self.lines(10, width: 30)) { (bytes: UnsafeRawBufferPointer) throws(Refused) in pieces.append(Array(bytes)) }
+        try buffer.render(self.lines(10, width: 30)) { (bytes: RawSpan) throws(Refused) in pieces.append(bytes.withUnsafeBytes { Array($0) }) }
         #expect(pieces.map(\.count) == [120, 120], "cut after the line that takes a piece past 100 bytes")
         #expect(buffer.pendingCount == 60)
-        try buffer.render(self.lines(1, width: 30, from: UInt8(ascii: "A"))) { (bytes: UnsafeRawBufferPointer) throws(Refused) in pieces.append(Array(bytes)) }
-        try buffer.flush { (bytes: UnsafeRawBufferPointer) throws(Refused) in pieces.append(Array(bytes)) }
+        try buffer.render(self.lines(1, width: 30, from: UInt8(ascii: "A"))) { (bytes: RawSpan) throws(Refused) in pieces.append(bytes.withUnsafeBytes { Array($0) }) }
+        try buffer.flush { (bytes: RawSpan) throws(Refused) in pieces.append(bytes.withUnsafeBytes { Array($0) }) }
         #expect(pieces.map(\.count) == [120, 120, 90], "a second rendering joins the pending piece")
         let text = String(decoding: pieces.joined(), as: UTF8.self)
         let expected = (0..<10).map { String(repeating: String(UnicodeScalar(UInt8(ascii: "a") + UInt8($0))), count: 29) + "\n" }.joined()
@@ -37,7 +37,7 @@ struct RenderBufferTests {
         let buffer = RenderBuffer(pieceSize: 50)
         var calls = 0
         #expect(throws: Refused.self) {
-            try buffer.render(self.lines(10, width: 30)) { (_: UnsafeRawBufferPointer) throws(Refused) in
+            try buffer.render(self.lines(10, width: 30)) { (_: RawSpan) throws(Refused) in
                 calls += 1
                 throw Refused()
             }

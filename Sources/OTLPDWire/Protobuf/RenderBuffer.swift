@@ -30,7 +30,7 @@ package final class RenderBuffer: @unchecked Sendable {
     /// from `use`, later pieces are dropped and the error is thrown.
     package func render<Failure: Error>(
         _ body: Body,
-        then use: (UnsafeRawBufferPointer) throws(Failure) -> Void
+        then use: (RawSpan) throws(Failure) -> Void
     ) throws(Failure) {
         let pieceSize = self.pieceSize
         // The boundary is called only from inside `body`, never kept.
@@ -52,7 +52,7 @@ package final class RenderBuffer: @unchecked Sendable {
     }
 
     /// Hands what is pending to `use`.
-    package func flush<Failure: Error>(then use: (UnsafeRawBufferPointer) throws(Failure) -> Void) throws(Failure) {
+    package func flush<Failure: Error>(then use: (RawSpan) throws(Failure) -> Void) throws(Failure) {
         guard self.sink.byteCount > 0 else { return }
         let failure = Self.handOn(&self.sink, use)
         self.sink.removeAll()
@@ -62,11 +62,11 @@ package final class RenderBuffer: @unchecked Sendable {
     }
 
     private static func handOn<Failure: Error>(
-        _ sink: inout ByteSink, _ use: (UnsafeRawBufferPointer) throws(Failure) -> Void
+        _ sink: inout ByteSink, _ use: (RawSpan) throws(Failure) -> Void
     ) -> Failure? {
         sink.withBytes { (bytes: UnsafeRawBufferPointer) -> Failure? in
             do throws(Failure) {
-                try use(bytes)
+                try use(RawSpan(_unsafeBytes: bytes))
                 return nil
             } catch {
                 return error
