@@ -85,7 +85,7 @@ SCENARIOS = [
     Scenario(1, "grpc-512", "gRPC, 512-span traces → otlpd [batch] → nop / rotel blackhole", "traces", "traces-512",
              "grpc", 4, 10, baseline_processors=""),
     Scenario(2, "grpc-10", "gRPC, 10-span traces → otlpd [batch] → nop / rotel blackhole", "traces", "traces-10",
-             "grpc", 4, 10),
+             "grpc", 4, 10, baseline_processors=""),
     Scenario(3, "http1-512", "OTLP/HTTP over HTTP/1.1, 512-span traces → otlpd [batch] → nop / rotel blackhole", "traces",
              "traces-512", "http1", 16, 1),
     Scenario(4, "file-json", "gRPC, 512-span traces → otlpd [batch] → file (OTLP/JSON, tmpfs) vs rotel blackhole",

@@ -177,4 +177,26 @@ struct BatchStateMachineTests {
         let dispatch = try #require(self.arrive(&machine, "a").dispatch)
         #expect(dispatch.trigger == .timeout)
     }
+
+    @Test("a request that would go at once and alone needs no waiter; otherwise it takes the arrival path and nothing changed")
+    func goesAlone() throws {
+        var machine = self.machine()
+        machine.requestEntered()
+        #expect(machine.requestGoesAlone(items: 10) == .idle)
+        #expect(machine.sending == 1)
+        machine.requestEntered()
+        #expect(machine.requestGoesAlone(items: 10) == nil, "a send is under way")
+        #expect(self.arrive(&machine, "b", enter: false).dispatch == nil)
+        #expect(machine.requestGoesAlone(items: 10) == nil, "b is waiting: a newcomer joins its batch")
+        let finished = machine.sendFinished(answered: 1)
+        let next = try #require(finished)
+        #expect(next.requests == ["b"] && next.trigger == .idle)
+        #expect(machine.requestLeft() == nil)
+        #expect(machine.sendFinished(answered: next.count) == nil)
+        #expect(machine.requestLeft() == nil)
+        machine.requestEntered()
+        machine.requestEntered()
+        #expect(machine.requestGoesAlone(items: 10) == nil, "another request is on its way")
+        #expect(machine.requestGoesAlone(items: 9000) == .size, "a request of send_batch_size goes alone anyway")
+    }
 }

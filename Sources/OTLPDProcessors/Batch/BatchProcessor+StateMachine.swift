@@ -96,6 +96,31 @@ package struct BatchStateMachine<Request, Waiter> {
         return self.dispatchIfIdle(senderIsNewest: false)
     }
 
+    /// A request arrived and nothing is waiting here: if it would go at once
+    /// and alone, it is counted as sent (its caller sends it, then reports
+    /// `sendFinished(answered: 1)`) and the trigger is returned; no waiter
+    /// is needed. Otherwise nothing changes, and it goes through `requestArrived`.
+    package mutating func requestGoesAlone(items: Int, memoryTight: Bool = false) -> Trigger? {
+        guard self.requests.isEmpty else { return nil }
+        let trigger: Trigger
+        if self.stopping {
+            trigger = .stopping
+        } else if self.policy.sendBatchSize > 0 && items >= self.policy.sendBatchSize {
+            trigger = .size
+        } else if self.policy.timeout <= .zero {
+            trigger = .timeout
+        } else if memoryTight {
+            trigger = .memory
+        } else if self.sending < self.policy.concurrentSends && self.entered - (self.held + 1) - self.passed <= 0 {
+            trigger = .idle
+        } else {
+            return nil
+        }
+        self.held += 1
+        self.sending += 1
+        return trigger
+    }
+
     /// A request arrived. If its batch goes now, the dispatch names this
     /// request's own waiter as the sender (no other task is woken to send).
     /// Otherwise it waits, and `armTimer` asks for a `tick` at that instant.

@@ -56,9 +56,18 @@ public final class BatchProcessor: Processor, RequestGatherer {
             try await self.next.consume(batch)
             return
         }
-        let batch = batch
         let items = batch.itemCount
         let memoryTight = self.memory?.isRefusing ?? false
+        // The usual case under light load: nothing held, nothing on its way, so
+        // the request goes alone, from its own task, with no waiter made.
+        if let trigger = self.state.withLockedValue({ $0.requestGoesAlone(items: items, memoryTight: memoryTight) }) {
+            self.count(trigger)
+            let outcome = await self.send([batch])
+            self.wake(self.state.withLockedValue { $0.sendFinished(answered: 1) })
+            try outcome.get()
+            return
+        }
+        let batch = batch
         let turn = await withCheckedContinuation { (waiter: Waiter) in
             let (dispatch, armTimer) = self.state.withLockedValue {
                 $0.requestArrived(batch, items: items, waiter: waiter, now: ContinuousClock.now, memoryTight: memoryTight)
@@ -91,15 +100,19 @@ public final class BatchProcessor: Processor, RequestGatherer {
     /// Sends a batch from its sender's task and answers its other requests;
     /// then, if the next batch is due, wakes one of its requests to send it.
     private func run(_ dispatch: Machine.Dispatch) async -> Result<Void, ConsumeError> {
-        switch dispatch.trigger {
-        case .size: self.metrics?.sizeTriggered.add()
-        case .timeout: self.metrics?.timeoutTriggered.add()
-        case .idle, .stopping, .memory: break
-        }
+        self.count(dispatch.trigger)
         let outcome = await self.send(dispatch.requests)
         for waiter in dispatch.waiters { waiter.resume(returning: .done(outcome)) }
         self.wake(self.state.withLockedValue { $0.sendFinished(answered: dispatch.count) })
         return outcome
+    }
+
+    private func count(_ trigger: Machine.Trigger) {
+        switch trigger {
+        case .size: self.metrics?.sizeTriggered.add()
+        case .timeout: self.metrics?.timeoutTriggered.add()
+        case .idle, .stopping, .memory: break
+        }
     }
 
     private func wake(_ dispatch: Machine.Dispatch?) {
