@@ -109,3 +109,44 @@ def test_requests_arriving_during_a_slow_write_go_together_when_it_returns(otlpd
     assert counts == [2000, 15], f"the first request alone, then the five that waited as one batch: {counts}"
     daemon.proc.send_signal(15)
     drained.join(timeout=10)
+
+
+def test_named_pipelines_sharing_a_receiver_each_answer_in_about_one_write(otlpd, tmp_path):
+    """Two named pipelines on one receiver, each [memory_limiter, attributes, batch] with a 10 s
+    timeout into two exporters: a lone request goes through both batches at once, and
+    a burst of requests from several clients is answered long before the timeout, every
+    span written once per pipeline."""
+    config = base_config(tmp_path, signals=[], exporters={
+        "file/a": {"path": str(tmp_path / "a.pb"), "format": "proto"},
+        "file/a2": {"path": str(tmp_path / "a2.pb"), "format": "proto"},
+        "file/b": {"path": str(tmp_path / "b.pb"), "format": "proto"}})
+    config["processors"] = {"batch": {"timeout": "10s", "send_batch_size": 100000},
+                            "memory_limiter": {"limit_mib": 512},
+                            "attributes/tag": {"actions": [{"key": "pipeline", "value": "b", "action": "insert"}]}}
+    config["service"]["pipelines"] = {
+        "traces/a": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["file/a", "file/a2"]},
+        "traces/b": {"receivers": ["otlp"], "processors": ["memory_limiter", "attributes/tag", "batch"],
+                     "exporters": ["file/b"]},
+    }
+    daemon = otlpd.start(config)
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        grpc_export(channel, trace_request("warm-up", 1))
+        started = time.monotonic()
+        grpc_export(channel, trace_request("lone", 2), timeout=15)
+        lone = time.monotonic() - started
+    assert lone < 1, f"a lone request waited {lone:.2f} s: a batch held it for its timeout"
+
+    def client(index):
+        with grpc.insecure_channel(daemon.grpc_target) as channel:
+            for n in range(10):
+                grpc_export(channel, trace_request(f"burst-{index}-{n}", 5), timeout=15)
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    burst = time.monotonic() - started
+    assert burst < 5, f"60 requests from 6 clients took {burst:.1f} s: answers waited for batch timeouts"
+    for name in ("a", "a2", "b"):
+        assert sum(span_counts(proto_records(tmp_path / f"{name}.pb"))) == 1 + 2 + 6 * 10 * 5, name
