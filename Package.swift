@@ -70,11 +70,13 @@ let package = Package(
         ),
         // POSIX files, for the exporters (and later the persistent queue).
         .target(name: "OTLPDSystem", dependencies: ["CLinuxShims", "CPCRE2", "CLibCrypto", nioCore], swiftSettings: swiftSettings),
-        .target(name: "OTLPDHTTP2", dependencies: ["CNGHTTP2", nioCore], swiftSettings: swiftSettings),
+        // Version-neutral HTTP and gRPC (header fields, message framing, status codes): for servers and clients.
+        .target(name: "OTLPDHTTP", dependencies: [nioCore], swiftSettings: swiftSettings),
+        .target(name: "OTLPDHTTP2", dependencies: ["CNGHTTP2", "OTLPDHTTP", nioCore], swiftSettings: swiftSettings),
         .target(
             name: "OTLPDTransport",
             dependencies: [
-                "OTLPDCore", "OTLPDHTTP2", nioCore, nioPosix, logging,
+                "OTLPDCore", "OTLPDHTTP", "OTLPDHTTP2", nioCore, nioPosix, logging,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -83,7 +85,7 @@ let package = Package(
         ),
         .target(
             name: "OTLPDReceivers",
-            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDTransport", "OTLPDHTTP2", "OTLPDCompression", nioCore, logging],
+            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDTransport", "OTLPDHTTP", "OTLPDHTTP2", "OTLPDCompression", nioCore, logging],
             swiftSettings: swiftSettings
         ),
         // Files and debug lines written by a pool thread: shared by exporters and processors.
@@ -104,7 +106,7 @@ let package = Package(
         ),
         .target(
             name: "OTLPDExtensions",
-            dependencies: ["OTLPDCore", "OTLPDTransport", "OTLPDHTTP2", nioCore, logging],
+            dependencies: ["OTLPDCore", "OTLPDTransport", "OTLPDHTTP", nioCore, logging],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -116,7 +118,7 @@ let package = Package(
             name: "OTLPDService",
             dependencies: [
                 "OTLPDCore", "OTLPDConfig", "OTLPDReceivers", "OTLPDProcessors", "OTLPDExporters", "OTLPDExtensions", "OTLPDTransport",
-                "OTLPDWire", "OTLPDHTTP2", "OTLPDCompression", "OTLPDSystem", nioCore, nioPosix,
+                "OTLPDWire", "OTLPDHTTP", "OTLPDHTTP2", "OTLPDCompression", "OTLPDSystem", nioCore, nioPosix,
                 logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -142,12 +144,12 @@ let package = Package(
 
         .testTarget(
             name: "OTLPDHTTP2Tests",
-            dependencies: ["OTLPDHTTP2", "CNGHTTP2", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: ["OTLPDHTTP2", "OTLPDHTTP", "CNGHTTP2", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OTLPDTransportTests",
-            dependencies: ["OTLPDTransport", "OTLPDHTTP2", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: ["OTLPDTransport", "OTLPDHTTP", "OTLPDHTTP2", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -163,7 +165,7 @@ let package = Package(
         .testTarget(
             name: "OTLPDReceiversTests",
             dependencies: [
-                "OTLPDReceivers", "OTLPDTransport", "OTLPDHTTP2", "OTLPDCompression", "OTLPDWire", "OTLPDTestSupport", "OTLPDCore", nioCore,
+                "OTLPDReceivers", "OTLPDTransport", "OTLPDHTTP", "OTLPDCompression", "OTLPDWire", "OTLPDTestSupport", "OTLPDCore", nioCore,
                 nioPosix, logging,
             ],
             swiftSettings: swiftSettings

@@ -1,15 +1,5 @@
 import NIOCore
-
-/// One header field; names are lowercase, as HTTP/2 requires.
-public struct HTTPHeaderField: Sendable, Hashable {
-    public var name: String
-    public var value: String
-
-    public init(_ name: String, _ value: String) {
-        self.name = name
-        self.value = value
-    }
-}
+import OTLPDHTTP
 
 /// A request's head as the peer sent it.
 public struct HTTP2RequestHead: Sendable {

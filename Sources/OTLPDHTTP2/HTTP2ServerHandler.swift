@@ -1,4 +1,5 @@
 import NIOCore
+import OTLPDHTTP
 
 /// Why a request was answered before its body was read.
 public enum HTTP2Refusal: Sendable, Equatable {

@@ -1,5 +1,6 @@
 internal import CNGHTTP2
 import NIOCore
+import OTLPDHTTP
 
 /// What a server session advertises to its peer.
 ///
@@ -54,13 +55,6 @@ protocol NGHTTP2StreamPolicy: AnyObject {
     func admit(_ head: HTTP2RequestHead) -> Bool
     func bodyLimit(for head: HTTP2RequestHead) -> Int
     func expectedBodySize(for head: HTTP2RequestHead, prefix: ByteBuffer) -> ExpectedBodySize
-}
-
-/// An answer to "how large will this body be", from its first bytes.
-public enum ExpectedBodySize: Sendable, Equatable {
-    case needMoreBytes
-    case unknown
-    case bytes(Int)
 }
 
 /// One nghttp2 server session: bytes in through `receive`, events out,

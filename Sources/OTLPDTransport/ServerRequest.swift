@@ -1,4 +1,5 @@
 import NIOCore
+import OTLPDHTTP
 import OTLPDHTTP2
 
 /// Which protocol a listener was configured for: the port a user meant for

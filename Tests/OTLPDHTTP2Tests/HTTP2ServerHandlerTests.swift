@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import OTLPDHTTP
 import OTLPDHTTP2
 import Synchronization
 import Testing

@@ -5,7 +5,7 @@ import NIOCore
 import NIOPosix
 import OTLPDCompression
 import OTLPDCore
-import OTLPDHTTP2
+import OTLPDHTTP
 import OTLPDReceivers
 import OTLPDTestSupport
 import OTLPDTransport

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
+import OTLPDHTTP
 import OTLPDHTTP2
 import OTLPDTransport
 import Testing

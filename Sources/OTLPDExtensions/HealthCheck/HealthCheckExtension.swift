@@ -1,7 +1,7 @@
 import Logging
 import NIOCore
 import OTLPDCore
-import OTLPDHTTP2
+import OTLPDHTTP
 import OTLPDTransport
 import Synchronization
 

@@ -1,5 +1,5 @@
 import OTLPDCore
-import OTLPDHTTP2
+import OTLPDHTTP
 import OTLPDTransport
 
 /// `cors` of the HTTP protocol: which browser origins may send OTLP/HTTP.

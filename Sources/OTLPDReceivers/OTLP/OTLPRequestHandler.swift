@@ -3,7 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import OTLPDCompression
 import OTLPDCore
-import OTLPDHTTP2
+import OTLPDHTTP
 import OTLPDTransport
 import OTLPDWire
 

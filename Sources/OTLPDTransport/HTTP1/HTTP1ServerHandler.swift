@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import OTLPDHTTP
 import OTLPDHTTP2
 
 /// Serves HTTP/1.1 requests (after NIO's HTTP/1 codec): gathers each body

@@ -1,4 +1,5 @@
 import NIOCore
+import OTLPDHTTP
 import OTLPDHTTP2
 
 /// Connects one nghttp2 server connection to the request handler: turns

@@ -1,9 +1,8 @@
 import NIOCore
-import OTLPDHTTP2
 
 /// gRPC's message framing and status over HTTP/2: a 5-byte prefix (a
 /// compressed flag and a big-endian length) before each message, and the
-/// status in trailers.
+/// status in trailers. Shared by the server and the clients.
 public enum GRPCFraming {
     public static let prefixLength = 5
 
@@ -78,33 +77,6 @@ public enum GRPCFraming {
         }
     }
 
-    /// The successful answer with an empty message (a full success of
-    /// Export): the same for every request, so built once.
-    public static let okEmptyResponse = okResponse(ByteBuffer())
-
-    /// A successful unary response: headers, the framed message, `grpc-status: 0`.
-    public static func okResponse(_ message: ByteBuffer) -> ServerResponse {
-        ServerResponse(
-            status: 200,
-            headers: [HTTPHeaderField("content-type", "application/grpc"), HTTPHeaderField("grpc-accept-encoding", "gzip,zstd,identity")],
-            body: Self.frame(message),
-            trailers: [HTTPHeaderField("grpc-status", "0")])
-    }
-
-    /// A trailers-only error response. `details` is a serialized
-    /// `google.rpc.Status`, sent in `grpc-status-details-bin`.
-    public static func errorResponse(_ code: StatusCode, message: String, details: ByteBuffer? = nil) -> ServerResponse {
-        var headers = [
-            HTTPHeaderField("content-type", "application/grpc"),
-            HTTPHeaderField("grpc-status", String(code.rawValue)),
-            HTTPHeaderField("grpc-message", Self.percentEncode(message)),
-        ]
-        if let details {
-            headers.append(HTTPHeaderField("grpc-status-details-bin", Self.base64NoPadding(details)))
-        }
-        return ServerResponse(status: 200, headers: headers)
-    }
-
     /// grpc-message is percent-encoded: printable ASCII except '%' passes through.
     package static func percentEncode(_ text: String) -> String {
         var out = ""
@@ -118,7 +90,7 @@ public enum GRPCFraming {
         return out
     }
 
-    static func base64NoPadding(_ buffer: ByteBuffer) -> String {
+    package static func base64NoPadding(_ buffer: ByteBuffer) -> String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         let bytes = Array(buffer.readableBytesView)
         var out: [UInt8] = []
