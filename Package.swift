@@ -7,7 +7,8 @@ import PackageDescription
 // -> processors -> fan-out -> Exporters -> bytes.
 // Unsafe pointer code lives only in the thin layers over C: OTLPDHTTP2
 // (nghttp2), OTLPDWire/Protobuf (protobuf-c and the wire walkers),
-// OTLPDCompression (zlib, zstd) and OTLPDSystem (POSIX files).
+// OTLPDCompression (zlib, zstd), OTLPDStringOps (PCRE2, libcrypto) and
+// OTLPDSystem (POSIX files).
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -60,7 +61,7 @@ let package = Package(
         ),
         .target(
             name: "OTLPDWire",
-            dependencies: ["OTLPDCore", "OTLPDSystem", "COTLPProto", "CProtobufC", nioCore],
+            dependencies: ["OTLPDCore", "OTLPDStringOps", "COTLPProto", "CProtobufC", nioCore],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -69,7 +70,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // POSIX files, for the exporters (and later the persistent queue).
-        .target(name: "OTLPDSystem", dependencies: ["CLinuxShims", "CPCRE2", "CLibCrypto", nioCore], swiftSettings: swiftSettings),
+        .target(name: "OTLPDSystem", dependencies: ["CLinuxShims", nioCore], swiftSettings: swiftSettings),
+        // Regular expressions and SHA-256 over strings and bytes: what attribute actions match, extract and hash with.
+        .target(name: "OTLPDStringOps", dependencies: ["CPCRE2", "CLibCrypto"], swiftSettings: swiftSettings),
         // Version-neutral HTTP and gRPC (header fields, message framing, status codes): for servers and clients.
         .target(name: "OTLPDHTTP", dependencies: [nioCore], swiftSettings: swiftSettings),
         .target(name: "OTLPDHTTP2", dependencies: ["CNGHTTP2", "OTLPDHTTP", nioCore], swiftSettings: swiftSettings),
@@ -96,7 +99,7 @@ let package = Package(
         ),
         .target(
             name: "OTLPDProcessors",
-            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDOutput", nioCore, logging],
+            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDOutput", "OTLPDStringOps", "OTLPDSystem", nioCore, logging],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -1,6 +1,6 @@
 import NIOCore
 import OTLPDCore
-import OTLPDSystem
+import OTLPDStringOps
 import OTLPDWire
 
 /// The `attributes` processor: runs its actions on the attributes of every

@@ -1,6 +1,6 @@
 import NIOCore
 import OTLPDCore
-import OTLPDSystem
+import OTLPDStringOps
 import OTLPDWire
 
 /// `processors.resource`: the attribute actions, on resource attributes.

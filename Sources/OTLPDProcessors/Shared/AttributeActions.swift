@@ -1,5 +1,5 @@
 import OTLPDCore
-import OTLPDSystem
+import OTLPDStringOps
 import OTLPDWire
 
 /// One entry of an `actions:` (or the resource processor's `attributes:`)

@@ -1,5 +1,5 @@
 import OTLPDCore
-import OTLPDSystem
+import OTLPDStringOps
 import OTLPDWire
 
 extension ConfigReader {

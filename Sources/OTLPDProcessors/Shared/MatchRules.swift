@@ -1,5 +1,5 @@
 import OTLPDCore
-import OTLPDSystem
+import OTLPDStringOps
 import OTLPDWire
 
 /// One `include:` or `exclude:` block, as the Collector's attributes

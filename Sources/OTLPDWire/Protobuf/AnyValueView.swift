@@ -1,4 +1,4 @@
-import OTLPDSystem
+import OTLPDStringOps
 
 /// An `AnyValue` as it sits on the wire: read without copying, and written
 /// back as the bytes of an `AnyValue` message.

@@ -1,4 +1,4 @@
-import OTLPDSystem
+import OTLPDStringOps
 
 extension RegexPattern {
     /// Whether the pattern matches anywhere in `text`.
