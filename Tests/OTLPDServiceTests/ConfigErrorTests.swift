@@ -105,6 +105,16 @@ struct ConfigErrorTests {
         #expect(found.allSatisfy { $0.message.contains("is not one of") })
     }
 
+    @Test("batch's group-commit settings: early_send a boolean, num_consumers at least 1")
+    func batchGroupCommitSettings() throws {
+        let yaml = Self.valid.replacingOccurrences(of: "exporters:\n", with: "processors:\n  batch: { early_send: maybe, num_consumers: 0 }\nexporters:\n")
+            .replacingOccurrences(of: "exporters: [nop] }", with: "processors: [batch], exporters: [nop] }")
+        let found = try self.errors(yaml)
+        #expect(Set(found.map(\.keyPath)) == ["processors.batch.early_send", "processors.batch.num_consumers"], "\(found)")
+        let good = yaml.replacingOccurrences(of: "early_send: maybe, num_consumers: 0", with: "early_send: false, num_consumers: 4")
+        #expect(try self.errors(good).isEmpty)
+    }
+
     @Test func everyErrorAtOnce() throws {
         let yaml = """
             receivers:
