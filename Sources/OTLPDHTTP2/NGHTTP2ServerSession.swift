@@ -60,7 +60,7 @@ protocol NGHTTP2StreamPolicy: AnyObject {
 /// One nghttp2 server session: bytes in through `receive`, events out,
 /// frames to send through `pendingOutput`. The only type that touches the
 /// nghttp2 C API; it must stay on one thread (its channel's event loop).
-final class NGHTTP2ServerSession {
+final class NGHTTP2ServerSession: NGHTTP2Session {
     final class Stream {
         var head: HTTP2RequestHead
         var body: ByteBuffer
@@ -90,37 +90,19 @@ final class NGHTTP2ServerSession {
         }
     }
 
-    private var session: OpaquePointer?
     private(set) var streams: [Int32: Stream] = [:]
     /// The stream of the last callback: nghttp2 reports one stream's headers
     /// and data in a row, so most lookups need no hashing.
     private var lastStream: Stream?
     private var events: [NGHTTP2SessionEvent] = []
-    /// nghttp2's last words on a protocol error, for the report when it answers with GOAWAY / RST_STREAM.
-    private var lastErrorMessage: String?
     /// Protocol errors found while writing (our GOAWAY or RST_STREAM with an error code), to report.
     private(set) var sentErrors: [String] = []
     weak var policy: (any NGHTTP2StreamPolicy)?
     var account: (any HTTP2BodyAccount)?
 
     init(settings: HTTP2ServerSettings) throws(NGHTTP2Error) {
-        var callbacks: OpaquePointer?
-        try check(nghttp2_session_callbacks_new(&callbacks), "nghttp2_session_callbacks_new")
-        defer { nghttp2_session_callbacks_del(callbacks) }
-        Self.install(callbacks)
-
-        var option: OpaquePointer?
-        try check(nghttp2_option_new(&option), "nghttp2_option_new")
-        defer { nghttp2_option_del(option) }
         // Windows reopen when the pipeline has taken a request, not when bytes arrive.
-        nghttp2_option_set_no_auto_window_update(option, 1)
-
-        var session: OpaquePointer?
-        try check(
-            nghttp2_session_server_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option),
-            "nghttp2_session_server_new2")
-        self.session = session
-
+        try super.init(role: .server, manualWindowUpdates: true)
         var entries = [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(settings.initialStreamWindow)),
@@ -134,18 +116,11 @@ final class NGHTTP2ServerSession {
             "nghttp2_session_set_local_window_size")
     }
 
-    deinit {
-        nghttp2_session_del(self.session)
-    }
-
     // MARK: Reading
 
     /// Feeds bytes from the peer; returns the events they caused.
     func receive(_ buffer: ByteBuffer) throws(NGHTTP2Error) -> [NGHTTP2SessionEvent] {
-        let result = buffer.withUnsafeReadableBytes { raw in
-            nghttp2_session_mem_recv(self.session, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count)
-        }
-        try check(Int32(clamping: result), "nghttp2_session_mem_recv")
+        try self.feed(buffer)
         defer { self.events.removeAll(keepingCapacity: true) }
         return self.events
     }
@@ -185,11 +160,7 @@ final class NGHTTP2ServerSession {
         }
         stream.responseBody = response.body ?? ByteBuffer()
         stream.trailers = response.trailers
-        var provider = nghttp2_data_provider()
-        provider.read_callback = { _, streamID, buffer, length, flags, _, userData in
-            let session = Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
-            return session.readResponseBody(streamID, buffer!, length, flags!)
-        }
+        var provider = Self.bodyProvider
         try self.withNameValues(fields) { (nva, count) throws(NGHTTP2Error) in
             try check(nghttp2_submit_response(self.session, id, nva, count, &provider), "nghttp2_submit_response")
         }
@@ -219,55 +190,9 @@ final class NGHTTP2ServerSession {
         nghttp2_submit_goaway(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, code.rawValue, nil, 0)
     }
 
-    /// Frames ready to send, appended to `buffer`. nghttp2's pointer is valid
-    /// only until its next call, so each chunk is copied at once.
-    func pendingOutput(into buffer: inout ByteBuffer) throws(NGHTTP2Error) {
-        while true {
-            var data: UnsafePointer<UInt8>?
-            let count = nghttp2_session_mem_send(self.session, &data)
-            try check(Int32(clamping: count), "nghttp2_session_mem_send")
-            guard count > 0, let data else { return }
-            buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
-        }
-    }
-
-    /// False once the session is finished (GOAWAY exchanged, no streams left).
-    var isActive: Bool {
-        nghttp2_session_want_read(self.session) != 0 || nghttp2_session_want_write(self.session) != 0
-    }
-
     // MARK: Callbacks
 
-    private static func install(_ callbacks: OpaquePointer?) {
-        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
-            Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onBeginHeaders(frame!)
-        }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-            let session = Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
-            return session.onHeader(
-                frame!, UnsafeBufferPointer(start: name, count: nameLength), UnsafeBufferPointer(start: value, count: valueLength))
-        }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onFrame(frame!)
-        }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
-            let session = Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
-            return session.onData(streamID, UnsafeRawBufferPointer(start: data, count: length))
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onStreamClose(streamID, errorCode)
-        }
-        nghttp2_session_callbacks_set_error_callback2(callbacks) { _, _, message, length, userData in
-            let session = Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
-            session.lastErrorMessage = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-            Unmanaged<NGHTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue().onFrameSent(frame!)
-        }
-    }
-
-    private func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    override func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
             let id = frame.pointee.hd.stream_id
             let stream = Stream(id: id, account: self.account)
@@ -285,7 +210,7 @@ final class NGHTTP2ServerSession {
         return stream
     }
 
-    private func onHeader(
+    override func onHeader(
         _ frame: UnsafePointer<nghttp2_frame>,
         _ name: UnsafeBufferPointer<UInt8>,
         _ value: UnsafeBufferPointer<UInt8>
@@ -309,7 +234,7 @@ final class NGHTTP2ServerSession {
         return 0
     }
 
-    private func onFrame(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    override func onFrame(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let header = frame.pointee.hd
         let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(header.type) {
@@ -344,7 +269,7 @@ final class NGHTTP2ServerSession {
         return 0
     }
 
-    private func onData(_ id: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
+    override func onData(_ id: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
         nghttp2_session_consume_connection(self.session, data.count)
         guard let stream = self.stream(id), !stream.discarding else {
             nghttp2_session_consume_stream(self.session, id, data.count)
@@ -401,7 +326,7 @@ final class NGHTTP2ServerSession {
         self.events.append(.refused(stream.head.streamID, refusal))
     }
 
-    private func onStreamClose(_ id: Int32, _ errorCode: UInt32) -> Int32 {
+    override func onStreamClose(_ id: Int32, _ errorCode: UInt32) -> Int32 {
         self.streams.removeValue(forKey: id)
         if self.lastStream?.head.streamID == id { self.lastStream = nil }
         self.events.append(.streamClosed(id, errorCode: errorCode))
@@ -414,7 +339,7 @@ final class NGHTTP2ServerSession {
         return self.sentErrors
     }
 
-    private func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    override func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let header = frame.pointee.hd
         // nghttp2 answers a peer that breaks the protocol with GOAWAY (the
         // connection) or RST_STREAM (one stream) carrying an error code.
@@ -441,12 +366,8 @@ final class NGHTTP2ServerSession {
         return 0
     }
 
-    private func readResponseBody(
-        _ id: Int32,
-        _ buffer: UnsafeMutablePointer<UInt8>,
-        _ length: Int,
-        _ flags: UnsafeMutablePointer<UInt32>
-    ) -> Int {
+    /// The response body, then its trailers (gRPC's status) once it is all out.
+    override func readBody(_ id: Int32, _ buffer: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let stream = self.stream(id), var body = stream.responseBody else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
@@ -467,73 +388,5 @@ final class NGHTTP2ServerSession {
             }
         }
         return count
-    }
-
-    static func errorName(_ code: UInt32) -> String {
-        switch code {
-        case 0x1: "PROTOCOL_ERROR"
-        case 0x2: "INTERNAL_ERROR"
-        case 0x3: "FLOW_CONTROL_ERROR"
-        case 0x4: "SETTINGS_TIMEOUT"
-        case 0x5: "STREAM_CLOSED"
-        case 0x6: "FRAME_SIZE_ERROR"
-        case 0x7: "REFUSED_STREAM"
-        case 0x8: "CANCEL"
-        case 0x9: "COMPRESSION_ERROR"
-        case 0xB: "ENHANCE_YOUR_CALM"
-        default: "error 0x\(String(code, radix: 16))"
-        }
-    }
-
-    /// Header fields as nghttp2_nv entries pointing into one byte array
-    /// (nghttp2 copies them during the call). The last lists built are kept:
-    /// most answers are one of a few fixed lists.
-    private func withNameValues<Result, Failure: Error>(
-        _ fields: [HTTPHeaderField],
-        _ body: (UnsafePointer<nghttp2_nv>, Int) throws(Failure) -> Result
-    ) throws(Failure) -> Result {
-        if let index = self.nameValueCache.firstIndex(where: { $0.fields == fields }) {
-            return try self.nameValueCache[index].block.withEntries(body)
-        }
-        let block = NameValueBlock(fields)
-        if self.nameValueCache.count >= 4 { self.nameValueCache.removeFirst() }
-        self.nameValueCache.append((fields, block))
-        return try block.withEntries(body)
-    }
-
-    private var nameValueCache: [(fields: [HTTPHeaderField], block: NameValueBlock)] = []
-
-    /// One header list as nghttp2_nv entries over one allocation.
-    private final class NameValueBlock {
-        let storage: UnsafeMutableBufferPointer<UInt8>
-        let entries: UnsafeMutableBufferPointer<nghttp2_nv>
-
-        init(_ fields: [HTTPHeaderField]) {
-            let total = fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
-            self.storage = .allocate(capacity: max(total, 1))
-            self.entries = .allocate(capacity: max(fields.count, 1))
-            var offset = 0
-            for (index, field) in fields.enumerated() {
-                let name = offset
-                for byte in field.name.utf8 { self.storage[offset] = byte; offset += 1 }
-                let value = offset
-                for byte in field.value.utf8 { self.storage[offset] = byte; offset += 1 }
-                self.entries[index] = nghttp2_nv(
-                    name: self.storage.baseAddress! + name, value: self.storage.baseAddress! + value, namelen: value - name,
-                    valuelen: offset - value, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
-            }
-            self.count = fields.count
-        }
-
-        let count: Int
-
-        deinit {
-            self.storage.deallocate()
-            self.entries.deallocate()
-        }
-
-        func withEntries<Result, Failure: Error>(_ body: (UnsafePointer<nghttp2_nv>, Int) throws(Failure) -> Result) throws(Failure) -> Result {
-            try body(UnsafePointer(self.entries.baseAddress!), self.count)
-        }
     }
 }
