@@ -175,7 +175,8 @@ let package = Package(
         ),
         .testTarget(name: "OTLPDConfigTests", dependencies: ["OTLPDConfig", "OTLPDCore"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "OTLPDServiceTests", dependencies: ["OTLPDService", "OTLPDConfig", "OTLPDCore", "OTLPDTestSupport", logging], swiftSettings: swiftSettings),
+            name: "OTLPDServiceTests", dependencies: ["OTLPDService", "OTLPDConfig", "OTLPDCore", "OTLPDTestSupport", logging, nioPosix],
+            swiftSettings: swiftSettings),
         .testTarget(name: "OTLPDCoreTests", dependencies: ["OTLPDCore", "OTLPDTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "OTLPDExtensionsTests", dependencies: ["OTLPDExtensions", "OTLPDTransport", "OTLPDCore", "OTLPDTestSupport", nioPosix],

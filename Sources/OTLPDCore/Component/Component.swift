@@ -61,6 +61,10 @@ public struct ComponentSettings: Sendable {
     public var ingestObserver: (any IngestObserver)?
     /// The bytes of telemetry held in the process, which receivers count and the memory_limiter bounds.
     public var memoryGuard: MemoryGuard
+    /// The running extensions (`service.extensions`), which start before
+    /// every pipeline component: where an exporter finds the storage of its
+    /// persistent queue, or a component its authenticator.
+    public var extensions: [ComponentID: any Extension]
 
     public init(
         id: ComponentID,
@@ -68,7 +72,8 @@ public struct ComponentSettings: Sendable {
         eventLoopGroup: any EventLoopGroup,
         telemetry: SelfTelemetry = SelfTelemetry(),
         ingestObserver: (any IngestObserver)? = nil,
-        memoryGuard: MemoryGuard = MemoryGuard()
+        memoryGuard: MemoryGuard = MemoryGuard(),
+        extensions: [ComponentID: any Extension] = [:]
     ) {
         self.id = id
         self.logger = logger
@@ -76,6 +81,12 @@ public struct ComponentSettings: Sendable {
         self.telemetry = telemetry
         self.ingestObserver = ingestObserver
         self.memoryGuard = memoryGuard
+        self.extensions = extensions
+    }
+
+    /// The running extension `id`, if it is one of type `T`.
+    public func `extension`<T: Extension>(_ id: ComponentID, as type: T.Type = T.self) -> T? {
+        self.extensions[id] as? T
     }
 }
 
