@@ -99,4 +99,24 @@ struct SpanPathTests {
             sink.string
                 == #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x","attributes":[{"key":"a","value":{"stringValue":"v"}},{"key":"b","value":{"stringValue":"v"}}],"kind":2}]}]}]}"# + "\n")
     }
+
+    @Test("an event or a status the fast path cannot take (attributes split by another field, an unknown field) gives the generic JSON")
+    func eventsAndStatusFallBack() throws {
+        let keyValue: (String) -> [UInt8] = { key in [0x0A, UInt8(key.utf8.count)] + Array(key.utf8) + [0x12, 0x03, 0x0A, 0x01, 0x76] }
+        var event: [UInt8] = [0x1A, UInt8(keyValue("a").count)] + keyValue("a")  // Event.attributes (3)
+        event += [0x12, 0x01, 0x65]  // name = "e"
+        event += [0x1A, UInt8(keyValue("b").count)] + keyValue("b")
+        let status: [UInt8] = [0x18, 0x02, 0x48, 0x01]  // code = 2, then unknown field 9
+        let plainEvent: [UInt8] = [0x09] + [UInt8](repeating: 0, count: 7) + [0x01] + [0x12, 0x01, 0x66]  // time = 2^56, name = "f"
+        var span: [UInt8] = [0x2A, 0x01, 0x78]  // name = "x"
+        span += [0x5A, UInt8(event.count)] + event  // Span.events (11)
+        span += [0x5A, UInt8(plainEvent.count)] + plainEvent
+        span += [0x7A, UInt8(status.count)] + status  // Span.status (15)
+        let request = ByteBuffer(bytes: [0x0A, UInt8(span.count + 4), 0x12, UInt8(span.count + 2), 0x12, UInt8(span.count)] + span)
+        var sink = ByteSink()
+        OTLPJSONEncoder.appendLines(request, signal: .traces, to: &sink)
+        #expect(
+            sink.string
+                == #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x","events":[{"attributes":[{"key":"a","value":{"stringValue":"v"}},{"key":"b","value":{"stringValue":"v"}}],"name":"e"},{"timeUnixNano":"72057594037927936","name":"f"}],"status":{"code":2}}]}]}]}"# + "\n")
+    }
 }

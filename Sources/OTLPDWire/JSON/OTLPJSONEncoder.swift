@@ -315,7 +315,11 @@ package enum OTLPJSONEncoder {
             case (15, 2):
                 sink.append("\"status\":")
                 var status = try reader.readLengthDelimited()
-                try Self.writeMessage(&status, message: schema.spanStatus, to: &sink, schema: schema, depth: depth + 1)
+                let start = sink.byteCount
+                if try !Self.writeStatus(status, to: &sink) {
+                    sink.removeLast(sink.byteCount - start)
+                    try Self.writeMessage(&status, message: schema.spanStatus, to: &sink, schema: schema, depth: depth + 1)
+                }
             case (16, 5):
                 sink.append("\"flags\":")
                 sink.appendDecimal(UInt64(try reader.readFixed32()))
@@ -339,8 +343,14 @@ package enum OTLPJSONEncoder {
                                 try Self.writeMessage(&element, message: schema.keyValue, to: &sink, schema: schema, depth: depth + 1)
                             }
                         }
+                    } else if number == 11 {
+                        let start = sink.byteCount
+                        if try !Self.writeEvent(element, to: &sink, depth: depth + 1) {
+                            sink.removeLast(sink.byteCount - start)
+                            try Self.writeMessage(&element, message: schema.spanEvent, to: &sink, schema: schema, depth: depth + 1)
+                        }
                     } else {
-                        try Self.writeMessage(&element, message: number == 11 ? schema.spanEvent : schema.spanLink, to: &sink, schema: schema, depth: depth + 1)
+                        try Self.writeMessage(&element, message: schema.spanLink, to: &sink, schema: schema, depth: depth + 1)
                     }
                     let mark = reader.mark
                     guard !reader.isAtEnd else { break }
@@ -353,6 +363,80 @@ package enum OTLPJSONEncoder {
                     element = try reader.readLengthDelimited()
                 }
                 sink.append(UInt8(ascii: "]"))
+            default:
+                return false
+            }
+        }
+        sink.append(UInt8(ascii: "}"))
+        return true
+    }
+
+    /// A span event, as `writeSpan` writes a span: literal keys, and false
+    /// (with part written) for anything the generic walk must handle.
+    private static func writeEvent(_ event: WireReader, to sink: inout ByteSink, depth: Int) throws(WireError) -> Bool {
+        guard depth < WireReader.maxDepth else { return false }
+        var reader = event
+        var attributesSeen = false
+        var comma = false
+        sink.append(UInt8(ascii: "{"))
+        while !reader.isAtEnd {
+            let (number, wireType) = try reader.readTag()
+            if comma { sink.append(UInt8(ascii: ",")) }
+            comma = true
+            switch (number, wireType) {
+            case (1, 1):
+                try Self.writeQuotedFixed64("\"timeUnixNano\":\"", &reader, to: &sink)
+            case (2, 2):
+                sink.append("\"name\":")
+                Self.writeString(try reader.readLengthDelimited().bytes, to: &sink)
+            case (3, 2):
+                guard !attributesSeen else { return false }
+                attributesSeen = true
+                sink.append("\"attributes\":[")
+                var element = try reader.readLengthDelimited()
+                while true {
+                    if !ScalarKeyValue.writePlainStringAttribute(element, to: &sink) {
+                        guard let keyValue = ScalarKeyValue.read(element) else { return false }
+                        Self.write(keyValue, to: &sink)
+                    }
+                    let mark = reader.mark
+                    guard !reader.isAtEnd else { break }
+                    let (nextNumber, nextType) = try reader.readTag()
+                    guard nextNumber == 3 && nextType == 2 else {
+                        reader.rewind(to: mark)
+                        break
+                    }
+                    sink.append(UInt8(ascii: ","))
+                    element = try reader.readLengthDelimited()
+                }
+                sink.append(UInt8(ascii: "]"))
+            case (4, 0):
+                sink.append("\"droppedAttributesCount\":")
+                sink.appendDecimal(UInt64(UInt32(truncatingIfNeeded: try reader.readVarint())))
+            default:
+                return false
+            }
+        }
+        sink.append(UInt8(ascii: "}"))
+        return true
+    }
+
+    /// A span's status (`message`, `code`), as `writeSpan` writes a span.
+    private static func writeStatus(_ status: WireReader, to sink: inout ByteSink) throws(WireError) -> Bool {
+        var reader = status
+        var comma = false
+        sink.append(UInt8(ascii: "{"))
+        while !reader.isAtEnd {
+            let (number, wireType) = try reader.readTag()
+            if comma { sink.append(UInt8(ascii: ",")) }
+            comma = true
+            switch (number, wireType) {
+            case (2, 2):
+                sink.append("\"message\":")
+                Self.writeString(try reader.readLengthDelimited().bytes, to: &sink)
+            case (3, 0):
+                sink.append("\"code\":")
+                sink.appendDecimal(Int64(Int32(truncatingIfNeeded: try reader.readVarint())))
             default:
                 return false
             }
