@@ -329,38 +329,15 @@ package enum OTLPJSONEncoder {
                 guard repeatedSeen & bit == 0 else { return false }
                 repeatedSeen |= bit
                 switch number {
-                case 9: sink.append("\"attributes\":[")
-                case 11: sink.append("\"events\":[")
-                default: sink.append("\"links\":[")
-                }
-                var element = try reader.readLengthDelimited()
-                while true {
-                    if number == 9 {
-                        if !ScalarKeyValue.writePlainStringAttribute(element, to: &sink) {
-                            if let keyValue = ScalarKeyValue.read(element) {
-                                Self.write(keyValue, to: &sink)
-                            } else {
-                                try Self.writeMessage(&element, message: schema.keyValue, to: &sink, schema: schema, depth: depth + 1)
-                            }
-                        }
-                    } else if number == 11 {
-                        let start = sink.byteCount
-                        if try !Self.writeEvent(element, to: &sink, depth: depth + 1) {
-                            sink.removeLast(sink.byteCount - start)
-                            try Self.writeMessage(&element, message: schema.spanEvent, to: &sink, schema: schema, depth: depth + 1)
-                        }
-                    } else {
-                        try Self.writeMessage(&element, message: schema.spanLink, to: &sink, schema: schema, depth: depth + 1)
-                    }
-                    let mark = reader.mark
-                    guard !reader.isAtEnd else { break }
-                    let (nextNumber, nextType) = try reader.readTag()
-                    guard nextNumber == number && nextType == 2 else {
-                        reader.rewind(to: mark)
-                        break
-                    }
-                    sink.append(UInt8(ascii: ","))
-                    element = try reader.readLengthDelimited()
+                case 9:
+                    sink.append("\"attributes\":[")
+                    try Self.writeRun(of: .attribute, number: number, &reader, to: &sink, schema: schema, depth: depth + 1)
+                case 11:
+                    sink.append("\"events\":[")
+                    try Self.writeRun(of: .event, number: number, &reader, to: &sink, schema: schema, depth: depth + 1)
+                default:
+                    sink.append("\"links\":[")
+                    try Self.writeRun(of: .link, number: number, &reader, to: &sink, schema: schema, depth: depth + 1)
                 }
                 sink.append(UInt8(ascii: "]"))
             default:
@@ -371,9 +348,53 @@ package enum OTLPJSONEncoder {
         return true
     }
 
+    /// The messages a span's fast path writes in runs.
+    private enum RunElement {
+        case attribute, event, link
+    }
+
+    /// The elements of a repeated message field, comma-separated: the one
+    /// whose tag was just read and those that follow it at once; stops
+    /// before any other field. Attributes and events take their fast paths.
+    @inline(__always)
+    private static func writeRun(
+        of kind: RunElement, number: UInt32, _ reader: inout WireReader, to sink: inout ByteSink, schema: WireSchema, depth: Int
+    ) throws(WireError) {
+        var element = try reader.readLengthDelimited()
+        while true {
+            switch kind {
+            case .attribute:
+                if !ScalarKeyValue.writePlainStringAttribute(element, to: &sink) {
+                    if let keyValue = ScalarKeyValue.read(element) {
+                        Self.write(keyValue, to: &sink)
+                    } else {
+                        try Self.writeMessage(&element, message: schema.keyValue, to: &sink, schema: schema, depth: depth)
+                    }
+                }
+            case .event:
+                let start = sink.byteCount
+                if try !Self.writeEvent(element, to: &sink, schema: schema, depth: depth) {
+                    sink.removeLast(sink.byteCount - start)
+                    try Self.writeMessage(&element, message: schema.spanEvent, to: &sink, schema: schema, depth: depth)
+                }
+            case .link:
+                try Self.writeMessage(&element, message: schema.spanLink, to: &sink, schema: schema, depth: depth)
+            }
+            let mark = reader.mark
+            guard !reader.isAtEnd else { return }
+            let (nextNumber, nextType) = try reader.readTag()
+            guard nextNumber == number && nextType == 2 else {
+                reader.rewind(to: mark)
+                return
+            }
+            sink.append(UInt8(ascii: ","))
+            element = try reader.readLengthDelimited()
+        }
+    }
+
     /// A span event, as `writeSpan` writes a span: literal keys, and false
     /// (with part written) for anything the generic walk must handle.
-    private static func writeEvent(_ event: WireReader, to sink: inout ByteSink, depth: Int) throws(WireError) -> Bool {
+    private static func writeEvent(_ event: WireReader, to sink: inout ByteSink, schema: WireSchema, depth: Int) throws(WireError) -> Bool {
         guard depth < WireReader.maxDepth else { return false }
         var reader = event
         var attributesSeen = false
@@ -393,22 +414,7 @@ package enum OTLPJSONEncoder {
                 guard !attributesSeen else { return false }
                 attributesSeen = true
                 sink.append("\"attributes\":[")
-                var element = try reader.readLengthDelimited()
-                while true {
-                    if !ScalarKeyValue.writePlainStringAttribute(element, to: &sink) {
-                        guard let keyValue = ScalarKeyValue.read(element) else { return false }
-                        Self.write(keyValue, to: &sink)
-                    }
-                    let mark = reader.mark
-                    guard !reader.isAtEnd else { break }
-                    let (nextNumber, nextType) = try reader.readTag()
-                    guard nextNumber == 3 && nextType == 2 else {
-                        reader.rewind(to: mark)
-                        break
-                    }
-                    sink.append(UInt8(ascii: ","))
-                    element = try reader.readLengthDelimited()
-                }
+                try Self.writeRun(of: .attribute, number: number, &reader, to: &sink, schema: schema, depth: depth + 1)
                 sink.append(UInt8(ascii: "]"))
             case (4, 0):
                 sink.append("\"droppedAttributesCount\":")
