@@ -66,11 +66,6 @@ public final class AppendOnlyFile: @unchecked Sendable {
         if let outcome { throw outcome }
     }
 
-    /// Writes every byte of `bytes`, which must stay valid for the call.
-    public func write(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
-        if let error = self.writeAll(bytes) { throw error }
-    }
-
     /// Writes every byte of `bytes`.
     public func write(_ bytes: RawSpan) throws(SystemError) {
         let outcome: SystemError? = bytes.withUnsafeBytes { raw in self.writeAll(raw) }

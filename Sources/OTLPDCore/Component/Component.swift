@@ -83,11 +83,6 @@ public struct ComponentSettings: Sendable {
         self.memoryGuard = memoryGuard
         self.extensions = extensions
     }
-
-    /// The running extension `id`, if it is one of type `T`.
-    public func `extension`<T: Extension>(_ id: ComponentID, as type: T.Type = T.self) -> T? {
-        self.extensions[id] as? T
-    }
 }
 
 /// A component's settings after decoding: whatever type its factory chose.

@@ -83,8 +83,6 @@ package struct BatchStateMachine<Request, Waiter> {
     /// Without a feed (a stage built alone) nothing is known to be on its way.
     package var onTheirWay: Int { max(0, self.entered - self.held - self.passed) }
 
-    package var heldItems: Int { self.items }
-
     package mutating func requestEntered() {
         self.entered += 1
     }

@@ -62,7 +62,7 @@ public final class BatchProcessor: Processor, RequestGatherer {
         // the request goes alone, from its own task, with no waiter made.
         if let trigger = self.state.withLockedValue({ $0.requestGoesAlone(items: items, memoryTight: memoryTight) }) {
             self.count(trigger)
-            let outcome = await self.send([batch])
+            let outcome = await self.send(batch)
             self.wake(self.state.withLockedValue { $0.sendFinished(answered: 1) })
             try outcome.get()
             return
@@ -101,7 +101,9 @@ public final class BatchProcessor: Processor, RequestGatherer {
     /// then, if the next batch is due, wakes one of its requests to send it.
     private func run(_ dispatch: Machine.Dispatch) async -> Result<Void, ConsumeError> {
         self.count(dispatch.trigger)
-        let outcome = await self.send(dispatch.requests)
+        let requests = dispatch.requests
+        // Requests one after another are one valid request: merging lists their buffers and copies nothing.
+        let outcome = await self.send(requests.count == 1 ? requests[0] : TelemetryBatch(signal: self.signal, merging: requests))
         for waiter in dispatch.waiters { waiter.resume(returning: .done(outcome)) }
         self.wake(self.state.withLockedValue { $0.sendFinished(answered: dispatch.count) })
         return outcome
@@ -128,10 +130,20 @@ public final class BatchProcessor: Processor, RequestGatherer {
         }
     }
 
-    /// Hands the gathered requests on as one batch (or several, within the
-    /// maximum size) and returns the outcome.
-    private func send(_ batches: [TelemetryBatch]) async -> Result<Void, ConsumeError> {
-        let parts = Self.merge(batches, signal: self.signal, maxItems: self.configuration.sendBatchMaxSize)
+    /// Hands a batch on (in copies of at most `send_batch_max_size` items,
+    /// cut inside resources where needed) and returns the outcome.
+    private func send(_ batch: consuming TelemetryBatch) async -> Result<Void, ConsumeError> {
+        let maxItems = self.configuration.sendBatchMaxSize
+        guard maxItems > 0, batch.itemCount > maxItems else {
+            self.metrics?.sendSize.record(batch.itemCount)
+            do throws(ConsumeError) {
+                try await self.next.consume(batch)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        let parts = ItemSplitter.split(batch.payload, signal: self.signal, maxItems: maxItems)
         for part in parts { self.metrics?.sendSize.record(part.itemCount) }
         // A split batch is a copy beside its callers' requests: it counts until handed on.
         let copied = parts.count > 1 ? parts.reduce(0) { $0 + $1.byteCount } : 0
@@ -146,16 +158,6 @@ public final class BatchProcessor: Processor, RequestGatherer {
             }
         }
         return outcome
-    }
-
-    /// Requests one after another are one valid request: merging lists
-    /// their buffers and copies nothing. Past `maxItems`, the merged request
-    /// is cut into copies of at most that many items, inside resources where
-    /// needed.
-    static func merge(_ batches: [TelemetryBatch], signal: Signal, maxItems: Int) -> [TelemetryBatch] {
-        let merged = batches.count == 1 ? batches[0] : TelemetryBatch(signal: signal, merging: batches)
-        guard maxItems > 0, merged.itemCount > maxItems else { return [merged] }
-        return ItemSplitter.split(merged.payload, signal: signal, maxItems: maxItems)
     }
 
     public func beginShutdown() async {

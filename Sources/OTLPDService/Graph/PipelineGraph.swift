@@ -30,13 +30,13 @@ public final class PipelineGraph: Sendable {
         var ingestObserver: (any IngestObserver)?
         var memoryGuard: MemoryGuard
 
-        func settings(_ kind: ComponentKind, _ id: ComponentID, extensions: [(ComponentID, any Extension)] = []) -> ComponentSettings {
+        func settings(_ kind: ComponentKind, _ id: ComponentID, extensions: [ComponentID: any Extension] = [:]) -> ComponentSettings {
             var componentLogger = self.logger
             componentLogger[metadataKey: "component"] = "\(kind.rawValue)/\(id)"
             return ComponentSettings(
                 id: id, logger: componentLogger, eventLoopGroup: self.eventLoopGroup, telemetry: self.telemetry,
                 ingestObserver: kind == .receiver ? self.ingestObserver : nil, memoryGuard: self.memoryGuard,
-                extensions: Dictionary(extensions, uniquingKeysWith: { first, _ in first }))
+                extensions: extensions)
         }
     }
 
@@ -99,6 +99,8 @@ public final class PipelineGraph: Sendable {
                 started.append(made)
                 extensions.append((id, made))
             }
+            // What the pipeline components find in their settings (ids are unique in service.extensions).
+            let runningExtensions = Dictionary(extensions, uniquingKeysWith: { first, _ in first })
 
             // Exporters: one instance each, fed by every pipeline that names it.
             var exporters: [(ComponentID, any Exporter)] = []
@@ -111,7 +113,7 @@ public final class PipelineGraph: Sendable {
                     let component = configuration.exporters[id]!
                     exporter = try (component.factory as! any ExporterFactory).makeExporter(
                         component.settings, signals: Self.signals(of: id, in: configuration),
-                        settings: context.settings(.exporter, id, extensions: extensions))
+                        settings: context.settings(.exporter, id, extensions: runningExtensions))
                     try await exporter.start()
                     started.append(exporter)
                 }
@@ -140,7 +142,7 @@ public final class PipelineGraph: Sendable {
                     let counters = telemetry.processor(id, signal: pipeline.id.signal)
                     let processor = try factory.makeProcessor(
                         component.settings, signal: pipeline.id.signal, next: ItemMeter(next: next, counter: counters.outgoing),
-                        settings: context.settings(.processor, id, extensions: extensions))
+                        settings: context.settings(.processor, id, extensions: runningExtensions))
                     chain.insert(("\(pipeline.id)/\(id)", processor), at: 0)
                     next = ItemMeter(next: processor, counter: counters.incoming)
                     if gathers, let gatherer = processor as? any RequestGatherer { unfed = gatherer }
@@ -171,7 +173,7 @@ public final class PipelineGraph: Sendable {
                 }
                 let component = configuration.receivers[id]!
                 let receiver = try (component.factory as! any ReceiverFactory).makeReceiver(
-                    component.settings, consumers: consumers, settings: context.settings(.receiver, id, extensions: extensions))
+                    component.settings, consumers: consumers, settings: context.settings(.receiver, id, extensions: runningExtensions))
                 try await receiver.start()
                 started.append(receiver)
                 receivers.append((id, receiver))
