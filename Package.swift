@@ -104,7 +104,10 @@ let package = Package(
         ),
         .target(
             name: "OTLPDExporters",
-            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDCompression", "OTLPDSystem", "OTLPDOutput", nioCore, nioPosix, logging],
+            dependencies: [
+                "OTLPDCore", "OTLPDWire", "OTLPDCompression", "OTLPDSystem", "OTLPDOutput", "OTLPDHTTP", "OTLPDTransport", nioCore, nioPosix,
+                logging,
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -162,7 +165,10 @@ let package = Package(
         ),
         .testTarget(
             name: "OTLPDExportersTests",
-            dependencies: ["OTLPDExporters", "OTLPDOutput", "OTLPDTestSupport", "OTLPDCompression", "OTLPDWire", "OTLPDCore", nioCore, nioPosix, logging],
+            dependencies: [
+                "OTLPDExporters", "OTLPDOutput", "OTLPDTestSupport", "OTLPDCompression", "OTLPDWire", "OTLPDCore", "OTLPDHTTP", nioCore, nioPosix,
+                logging, .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -51,11 +51,16 @@ public enum GRPCFraming {
         case invalidArgument = 3
         case deadlineExceeded = 4
         case notFound = 5
+        case alreadyExists = 6
+        case permissionDenied = 7
         case resourceExhausted = 8
         case failedPrecondition = 9
+        case aborted = 10
+        case outOfRange = 11
         case unimplemented = 12
         case `internal` = 13
         case unavailable = 14
+        case dataLoss = 15
         case unauthenticated = 16
 
         /// The name gRPC gives it: `INVALID_ARGUMENT`.
@@ -67,13 +72,50 @@ public enum GRPCFraming {
             case .invalidArgument: "INVALID_ARGUMENT"
             case .deadlineExceeded: "DEADLINE_EXCEEDED"
             case .notFound: "NOT_FOUND"
+            case .alreadyExists: "ALREADY_EXISTS"
+            case .permissionDenied: "PERMISSION_DENIED"
             case .resourceExhausted: "RESOURCE_EXHAUSTED"
             case .failedPrecondition: "FAILED_PRECONDITION"
+            case .aborted: "ABORTED"
+            case .outOfRange: "OUT_OF_RANGE"
             case .unimplemented: "UNIMPLEMENTED"
             case .internal: "INTERNAL"
             case .unavailable: "UNAVAILABLE"
+            case .dataLoss: "DATA_LOSS"
             case .unauthenticated: "UNAUTHENTICATED"
             }
+        }
+
+        /// The HTTP status an OTLP/HTTP server answers with for this code
+        /// (as gRPC-gateway maps them).
+        public var httpStatus: Int {
+            switch self {
+            case .ok: 200
+            case .cancelled: 499
+            case .invalidArgument, .failedPrecondition, .outOfRange: 400
+            case .deadlineExceeded: 504
+            case .notFound: 404
+            case .alreadyExists, .aborted: 409
+            case .permissionDenied: 403
+            case .resourceExhausted: 429
+            case .unimplemented: 501
+            case .unavailable: 503
+            case .unauthenticated: 401
+            case .unknown, .internal, .dataLoss: 500
+            }
+        }
+    }
+
+    /// The gRPC status a client assumes for an HTTP status without one
+    /// (grpc/doc/http-grpc-status-mapping.md).
+    public static func statusCode(forHTTPStatus status: Int) -> StatusCode {
+        switch status {
+        case 400: .internal
+        case 401: .unauthenticated
+        case 403: .permissionDenied
+        case 404: .unimplemented
+        case 429, 502, 503, 504: .unavailable
+        default: .unknown
         }
     }
 
@@ -88,6 +130,22 @@ public enum GRPCFraming {
             }
         }
         return out
+    }
+
+    /// A `grpc-message` as sent: `%XX` escapes decoded, invalid ones kept as they are.
+    package static func percentDecode(_ text: String) -> String {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
+        var bytes: [UInt8] = []
+        var utf8 = Array(text.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "%"), utf8.count >= 2, let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     package static func base64NoPadding(_ buffer: ByteBuffer) -> String {

@@ -40,6 +40,8 @@ public struct CollectorConfiguration: Sendable {
     public var pipelines: [Pipeline] = []
     public var telemetry = Telemetry()
     public var shutdownTimeout: Duration = .seconds(25)
+    /// Settings that are valid but most likely mistakes, each with its key path.
+    public var warnings: [String] = []
 
     /// Decodes and checks the whole config; throws every error found, each with its file and key path.
     public static func decode(_ root: ConfigNode, registry: ComponentRegistry = .builtIn) throws(ConfigErrors) -> CollectorConfiguration {
@@ -59,7 +61,23 @@ public struct CollectorConfiguration: Sendable {
         }
         top.finish()
         try diagnostics.check()
+        for kind in [ComponentKind.receiver, .processor, .exporter, .extension] {
+            for (id, component) in configuration.components(kind).sorted(by: { $0.key.description < $1.key.description }) {
+                for warning in component.factory.warnings(component.settings) {
+                    configuration.warnings.append("\(kind.section).\(id): \(warning)")
+                }
+            }
+        }
         return configuration
+    }
+
+    func components(_ kind: ComponentKind) -> [ComponentID: Component] {
+        switch kind {
+        case .receiver: self.receivers
+        case .processor: self.processors
+        case .exporter: self.exporters
+        case .extension: self.extensions
+        }
     }
 
     private static func decodeSection(_ kind: ComponentKind, _ top: ConfigReader, _ registry: ComponentRegistry) -> [ComponentID: Component] {
@@ -87,6 +105,7 @@ public struct CollectorConfiguration: Sendable {
             for problem in factory.validate(settings) {
                 top.diagnostics.add(at: entry.value, path, problem)
             }
+
             result[id] = Component(id: id, factory: factory, settings: settings, source: entry.value.canonicalText)
         }
         return result

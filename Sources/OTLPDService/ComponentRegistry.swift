@@ -28,13 +28,15 @@ public struct ComponentRegistry: Sendable {
         processors: [
             BatchProcessorFactory(), DebugLogProcessorFactory(), AttributesProcessorFactory(), ResourceProcessorFactory(), MemoryLimiterProcessorFactory(),
         ],
-        exporters: [FileExporterFactory(), DebugExporterFactory(), NopExporterFactory()],
+        exporters: [
+            FileExporterFactory(), DebugExporterFactory(), NopExporterFactory(), OTLPGRPCExporterFactory(), OTLPGRPCExporterFactory(type: "otlp"),
+        ],
         extensions: [HealthCheckExtensionFactory()])
 
     /// Types the config format has that this build does not provide yet: a
     /// config naming one is refused with that said plainly.
     public static let notYetBuilt: [ComponentKind: [String]] = [
-        .exporter: ["otlp", "otlp_grpc", "otlp_http", "otlphttp"],
+        .exporter: ["otlp_http", "otlphttp"],
         .extension: ["file_storage", "bearertokenauth"],
     ]
 

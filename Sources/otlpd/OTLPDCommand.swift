@@ -69,7 +69,7 @@ struct RunCommand: AsyncParsableCommand {
         let encoding: OTLPDLogHandler.Encoding = configuration.telemetry.logEncoding == .json ? .json : .console
         LoggingSystem.bootstrap { _ in OTLPDLogHandler(level: level, encoding: encoding) }
         let logger = Logger(label: "otlpd")
-        for warning in loaded.warnings { logger.warning("\(warning)") }
+        for warning in loaded.warnings + configuration.warnings { logger.warning("\(warning)") }
         // Writes to a closed stdout pipe return an error instead of killing the process.
         signal(SIGPIPE, SIG_IGN)
         HeapTuning.keepLargeBlocksInHeap()
@@ -112,7 +112,8 @@ struct ValidateCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        _ = try self.options.load()
+        let (loaded, configuration) = try self.options.load()
+        for warning in loaded.warnings + configuration.warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
         print("config is valid")
     }
 }

@@ -22,7 +22,16 @@ public protocol Receiver: Component {
     func replaceConsumers(_ consumers: [Signal: any Consumer])
 }
 
-public protocol Exporter: Component, Consumer {}
+public protocol Exporter: Component, Consumer {
+    /// Shutdown has begun: nothing may be attempted after `deadline` (a
+    /// forwarding exporter stops retrying then, so its clients hear a
+    /// retryable error before the process exits).
+    func beginShutdown(deadline: ContinuousClock.Instant) async
+}
+
+extension Exporter {
+    public func beginShutdown(deadline: ContinuousClock.Instant) async {}
+}
 
 /// Something beside the pipelines (health checks, storage). Extensions
 /// start before every pipeline component and stop after them.
@@ -101,10 +110,14 @@ public protocol ComponentFactory: Sendable {
     /// Settings that cannot serve a pipeline of `signal` (include rules
     /// that name span fields, in a logs pipeline).
     func validate(_ configuration: ComponentConfiguration, signal: Signal) -> [String]
+    /// Settings that are valid but most likely a mistake (an exporter aimed
+    /// at the other protocol's port): `validate` prints them, `run` logs them.
+    func warnings(_ configuration: ComponentConfiguration) -> [String]
 }
 
 extension ComponentFactory {
     public func validate(_ configuration: ComponentConfiguration) -> [String] { [] }
+    public func warnings(_ configuration: ComponentConfiguration) -> [String] { [] }
     public func validate(_ configuration: ComponentConfiguration, signal: Signal) -> [String] { [] }
 }
 

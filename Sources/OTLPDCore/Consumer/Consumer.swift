@@ -22,14 +22,19 @@ public struct ConsumeError: Error, Sendable, CustomStringConvertible {
 
     public var kind: Kind
     public var message: String
+    /// The `google.rpc.Code` to answer with, where a stage knows better than
+    /// the kind's default (INVALID_ARGUMENT / UNAVAILABLE): an upstream's
+    /// refusal passed back as it came.
+    public var code: Int32?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, code: Int32? = nil) {
         self.kind = kind
         self.message = message
+        self.code = code
     }
 
-    public static func permanent(_ message: String) -> ConsumeError {
-        ConsumeError(.permanent, message)
+    public static func permanent(_ message: String, code: Int32? = nil) -> ConsumeError {
+        ConsumeError(.permanent, message, code: code)
     }
 
     public static func retryable(_ message: String, after: Duration? = nil) -> ConsumeError {

@@ -8,8 +8,11 @@ public final class SelfTelemetry: Sendable {
     public let registry = PrometheusCollectorRegistry()
     /// On every series, as the Collector labels its own metrics with its resource.
     let resourceLabels: [(String, String)]
+    /// otlpd's version, which clients it makes announce (`User-Agent`).
+    public let serviceVersion: String
 
     public init(serviceVersion: String = "", serviceInstanceID: String = SelfTelemetry.randomInstanceID()) {
+        self.serviceVersion = serviceVersion
         self.resourceLabels = [("service_instance_id", serviceInstanceID), ("service_name", "otlpd"), ("service_version", serviceVersion)]
     }
 

@@ -150,7 +150,8 @@ public final class BatchProcessor: Processor, RequestGatherer {
         self.memory?.charge(copied)
         defer { self.memory?.release(copied) }
         var outcome: Result<Void, ConsumeError> = .success(())
-        for part in parts {
+        for var part in parts {
+            part.deadline = batch.deadline
             do throws(ConsumeError) {
                 try await self.next.consume(part)
             } catch {

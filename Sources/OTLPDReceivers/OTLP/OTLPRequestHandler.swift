@@ -162,7 +162,7 @@ package final class OTLPRequestHandler: RequestHandler {
     private func grpcRefusal(_ head: ServerRequestHead, _ error: ConsumeError) -> ServerResponse {
         switch error.kind {
         case .permanent:
-            return self.grpcRefusal(head, .invalidArgument, error.message)
+            return self.grpcRefusal(head, error.code.flatMap { GRPCFraming.StatusCode(rawValue: Int($0)) } ?? .invalidArgument, error.message)
         case .retryable(let after):
             return self.grpcRefusal(head, .unavailable, error.message, retryAfter: after ?? .seconds(1))
         }
@@ -248,7 +248,8 @@ package final class OTLPRequestHandler: RequestHandler {
         } catch {
             switch error.kind {
             case .permanent:
-                return self.httpRefusal(head, status: 400, encoding: encoding, error.message, extraHeaders: corsHeaders)
+                let status = error.code.flatMap { GRPCFraming.StatusCode(rawValue: Int($0)) }?.httpStatus ?? 400
+                return self.httpRefusal(head, status: status < 400 ? 400 : status, encoding: encoding, error.message, extraHeaders: corsHeaders)
             case .retryable(let after):
                 let delay = after ?? .seconds(1)
                 let seconds = max(1, Int(delay.secondsValue.rounded(.up)))
@@ -294,6 +295,7 @@ package final class OTLPRequestHandler: RequestHandler {
         switch status {
         case 400: 3  // INVALID_ARGUMENT
         case 401: 16  // UNAUTHENTICATED
+        case 403: 7  // PERMISSION_DENIED
         case 404: 5  // NOT_FOUND
         case 405, 415: 12  // UNIMPLEMENTED
         case 413, 429: 8  // RESOURCE_EXHAUSTED
@@ -335,7 +337,7 @@ package final class OTLPRequestHandler: RequestHandler {
         defer { self.memory.release(extraBytes) }
         do throws(ConsumeError) {
             // Handed over: a stage that replaces the request frees these bytes while the rest of the pipeline works.
-            try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: items))
+            try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: items, deadline: Self.deadline(head)))
         } catch {
             (error.isRetryable ? counters.refused : counters.failed).add(items, for: signal)
             if let sighting { self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources) }
@@ -348,6 +350,12 @@ package final class OTLPRequestHandler: RequestHandler {
             kept.countDuplicates(observer)
             observer.accepted(signal: signal, via: ingest, wrongPort: wrongPort, resources: kept.resources)
         }
+    }
+
+    /// When the client stops waiting: gRPC says so in `grpc-timeout`; OTLP/HTTP has no such header.
+    static func deadline(_ head: ServerRequestHead) -> ContinuousClock.Instant? {
+        guard head.isGRPC, let text = head.header("grpc-timeout"), let timeout = GRPCTimeout.parse(text) else { return nil }
+        return .now + timeout
     }
 
     // MARK: The port mix-up

@@ -288,9 +288,12 @@ public final class PipelineGraph: Sendable {
         for (_, receiver) in self.receivers { await receiver.stopAccepting() }
         // Nothing is held back any more: requests under way are answered as soon as their data is written.
         for (_, processor) in self.processors { await processor.beginShutdown() }
+        // Retries end in time for their clients to hear a retryable error before the connections close.
+        let answered = deadline - .milliseconds(500)
+        for (_, exporter) in self.exporters { await exporter.beginShutdown(deadline: answered - .milliseconds(100)) }
         // Requests under way still run through processors and exporters here.
         for (_, receiver) in self.receivers {
-            await receiver.drain(timeout: max(.zero, deadline - ContinuousClock.now - .milliseconds(500)))
+            await receiver.drain(timeout: max(.zero, answered - ContinuousClock.now))
             await receiver.shutdown()
         }
         let completed = await Self.withDeadline(deadline) {

@@ -477,3 +477,8 @@ private struct JSONToWire {
         WireError(.json("invalid OTLP/JSON at byte \(position ?? max(0, self.index - back)): \(message)"))
     }
 }
+
+/// The JSON reader's base64, for other readers of base64 text.
+enum JSONToWireBase64 {
+    static func decode(_ text: [UInt8]) -> [UInt8]? { JSONToWire.base64Decode(text) }
+}

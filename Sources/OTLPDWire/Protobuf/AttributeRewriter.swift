@@ -119,7 +119,7 @@ package struct AttributeRewriter {
                 changed = true
             }
         }
-        return changed ? TelemetryBatch(signal: batch.signal, parts: parts, itemCount: batch.itemCount) : nil
+        return changed ? TelemetryBatch(signal: batch.signal, parts: parts, itemCount: batch.itemCount, deadline: batch.deadline) : nil
     }
 
     /// The request with `editor`'s changes, or nil when it changed nothing.

@@ -1,8 +1,6 @@
-import OTLPDCore
-
-/// The OTLP/gRPC service paths.
-enum GRPCRoutes {
-    static func signal(forPath path: String) -> Signal? {
+/// The OTLP/gRPC service paths, which receivers route by and exporters call.
+public enum GRPCRoutes {
+    public static func signal(forPath path: String) -> Signal? {
         switch path {
         case "/opentelemetry.proto.collector.trace.v1.TraceService/Export": .traces
         case "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export": .metrics
@@ -11,7 +9,7 @@ enum GRPCRoutes {
         }
     }
 
-    static func path(for signal: Signal) -> String {
+    public static func path(for signal: Signal) -> String {
         switch signal {
         case .traces: "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
         case .metrics: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
@@ -21,12 +19,12 @@ enum GRPCRoutes {
 }
 
 /// The body encodings of OTLP/HTTP.
-enum HTTPEncoding: Equatable {
+public enum HTTPEncoding: Sendable, Equatable {
     case protobuf
     case json
 
     /// From a Content-Type header (parameters such as charset ignored); nil when unsupported.
-    init?(contentType: String?) {
+    public init?(contentType: String?) {
         guard let contentType else { return nil }
         let mediaType = contentType.split(separator: ";").first.map { $0.lowercased().filter { !$0.isWhitespace } } ?? ""
         switch mediaType {
@@ -36,7 +34,7 @@ enum HTTPEncoding: Equatable {
         }
     }
 
-    var contentType: String {
+    public var contentType: String {
         switch self {
         case .protobuf: "application/x-protobuf"
         case .json: "application/json"

@@ -1,0 +1,164 @@
+import Logging
+import NIOConcurrencyHelpers
+import OTLPDCore
+import OTLPDWire
+
+/// A forwarding exporter, as the Collector's exporterhelper chains it:
+/// sending queue, then retry, then a timeout on each attempt, around a
+/// sender that speaks the protocol.
+///
+/// A batch is kept once the upstream confirmed it, and only then does
+/// `consume` return, so the client's answer means delivered. Retries
+/// happen inside the client's deadline (gRPC's `grpc-timeout`; without one,
+/// the exporter's `timeout`), a little before it, so the client hears a
+/// retryable error in time, not its own timeout; then its SDK retries.
+/// A permanent refusal goes back to the client as the upstream gave it.
+package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
+    let helper: ExporterHelperConfiguration
+    let sender: Sender
+    package let queue: MemorySendingQueue
+    let id: ComponentID
+    let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        /// Set at shutdown: no attempt starts after it.
+        var shutdownDeadline: ContinuousClock.Instant?
+        /// Diagnoses of the settings already logged.
+        var diagnosed: Set<String> = []
+        /// Since when attempts fail, and the latest failure; nil while the upstream confirms.
+        var failingSince: ContinuousClock.Instant?
+        var lastFailure: AttemptFailure?
+    }
+
+    package init(helper: ExporterHelperConfiguration, sender: Sender, settings: ComponentSettings) {
+        self.helper = helper
+        self.sender = sender
+        self.queue = MemorySendingQueue(settings: helper.queue)
+        self.id = settings.id
+        var logger = settings.logger
+        logger[metadataKey: "upstream"] = "\(sender.upstream)"
+        self.logger = logger
+    }
+
+    package func start() async throws {}
+
+    package func beginShutdown(deadline: ContinuousClock.Instant) async {
+        self.state.withLockedValue { $0.shutdownDeadline = deadline }
+    }
+
+    package func shutdown() async {
+        await self.sender.shutdown()
+    }
+
+    package func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+        let arrived = ContinuousClock.now
+        let request = batch
+        guard let outcome = await self.queue.withConsumer({ await self.deliver(request, arrived: arrived) }) else {
+            throw .retryable(
+                "exporter \(self.id) holds as many batches as its sending queue allows (queue_size \(self.queue.capacity)); retry later",
+                after: .seconds(1))
+        }
+        try outcome.get()
+    }
+
+    /// Attempts until the upstream confirms, refuses for good, or the deadline comes.
+    private func deliver(_ batch: TelemetryBatch, arrived: ContinuousClock.Instant) async -> Result<Void, ConsumeError> {
+        var schedule = RetrySchedule(policy: self.helper.retry, start: arrived)
+        var lastFailure: AttemptFailure?
+        while true {
+            let deadline = self.deadline(for: batch, arrived: arrived)
+            let now = ContinuousClock.now
+            guard now < deadline else { return .failure(self.gaveUp(batch, lastFailure)) }
+            switch await self.sender.send(batch, deadline: min(now + self.helper.timeout, deadline)) {
+            case .confirmed(let partial):
+                self.confirmed()
+                if let partial {
+                    self.logger.warning(
+                        "the upstream rejected part of a batch",
+                        metadata: ["rejected": "\(partial.rejected)", "items": "\(batch.itemCount)", "reason": "\(partial.message)"])
+                }
+                return .success(())
+            case .failed(let failure):
+                lastFailure = failure
+                self.failed(failure)
+                guard failure.retryable else {
+                    self.logger.error(
+                        "the upstream refused a batch; the client is told so and it is not retried",
+                        metadata: ["status": "\(failure.status)", "reason": "\(failure.message)", "items": "\(batch.itemCount)"])
+                    return .failure(
+                        .permanent("the upstream \(self.sender.upstream) refused the data: \(failure.status): \(failure.message)", code: failure.code))
+                }
+                guard
+                    let delay = schedule.nextDelay(
+                        now: .now, random: Double.random(in: 0..<1), retryAfter: failure.retryAfter, deadline: deadline)
+                else {
+                    return .failure(self.gaveUp(batch, failure))
+                }
+                guard await self.wait(delay) else { return .failure(self.gaveUp(batch, failure)) }
+            }
+        }
+    }
+
+    /// When to stop trying: a little before the client stops waiting, and no later than the shutdown's deadline.
+    private func deadline(for batch: TelemetryBatch, arrived: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        let client = batch.deadline ?? arrived + self.helper.timeout
+        // Time for the answer to reach the client: a tenth of its budget, at most 200 ms.
+        var deadline = client - min(.milliseconds(200), (client - arrived) / 10)
+        if let shutdown = self.state.withLockedValue({ $0.shutdownDeadline }) { deadline = min(deadline, shutdown) }
+        return deadline
+    }
+
+    /// Sleeps `delay`; false, at once, when a shutdown's deadline comes before the next attempt would.
+    private func wait(_ delay: Duration) async -> Bool {
+        let resume = ContinuousClock.now + delay
+        while ContinuousClock.now < resume {
+            if let shutdown = self.state.withLockedValue({ $0.shutdownDeadline }), shutdown < resume { return false }
+            try? await Task.sleep(for: min(resume - .now, .milliseconds(50)))
+        }
+        return true
+    }
+
+    private func gaveUp(_ batch: TelemetryBatch, _ failure: AttemptFailure?) -> ConsumeError {
+        let stopping = self.state.withLockedValue { $0.shutdownDeadline != nil }
+        let why = failure.map { "\($0.status): \($0.message)" } ?? "no attempt fitted before the deadline"
+        let when = stopping ? "before otlpd stops" : "within the client's deadline"
+        return .retryable(
+            "the upstream \(self.sender.upstream) did not confirm the data \(when) (\(why)); nothing was kept, retry later",
+            after: failure?.retryAfter ?? .seconds(1))
+    }
+
+    /// Logs once when the upstream starts failing, and each setting mistake once.
+    private func failed(_ failure: AttemptFailure) {
+        let (firstFailure, newDiagnosis) = self.state.withLockedValue { state -> (Bool, Bool) in
+            let first = state.failingSince == nil
+            if first { state.failingSince = .now }
+            state.lastFailure = failure
+            guard let diagnosis = failure.diagnosis else { return (first, false) }
+            return (first, state.diagnosed.insert(diagnosis).inserted)
+        }
+        if newDiagnosis, let diagnosis = failure.diagnosis {
+            self.logger.error("\(diagnosis)")
+        }
+        if firstFailure && failure.retryable {
+            self.logger.warning(
+                "the upstream does not confirm; retrying within each client's deadline",
+                metadata: ["status": "\(failure.status)", "reason": "\(failure.message)"])
+        }
+    }
+
+    /// Logs once when the upstream confirms again after failures.
+    private func confirmed() {
+        let since = self.state.withLockedValue { state -> ContinuousClock.Instant? in
+            defer {
+                state.failingSince = nil
+                state.lastFailure = nil
+            }
+            return state.failingSince
+        }
+        if let since {
+            self.logger.info(
+                "the upstream confirms again", metadata: ["failing_for": "\(ConfigUnits.format(.milliseconds((ContinuousClock.now - since).nanosecondsValue / 1_000_000)))"])
+        }
+    }
+}
