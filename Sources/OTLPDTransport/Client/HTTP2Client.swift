@@ -227,8 +227,9 @@ final class TLSHandshakeDiagnosis: ChannelInboundHandler, RemovableChannelHandle
             return
         }
         let text = "\(error)"
+        // A plain-text server answers a ClientHello with bytes that are no TLS record, or hangs up without a word.
         if text.contains("WRONG_VERSION_NUMBER") || text.contains("uncleanShutdown") || text.contains("HTTP_REQUEST")
-            || text.contains("PACKET_LENGTH_TOO_LONG")
+            || text.contains("PACKET_LENGTH_TOO_LONG") || text.contains("EOF during handshake")
         {
             context.fireErrorCaught(
                 HTTPClientError(.wrongProtocol(.plaintext), "did not answer the TLS handshake (\(text)): it looks like a plain-text port"))
