@@ -285,3 +285,43 @@ def test_otlp_is_the_same_exporter_as_otlp_grpc(otlpd, tmp_path):
         assert sorted(a.signal for a in sink.accepted) == ["logs", "metrics", "traces"]
     finally:
         sink.stop()
+
+
+def test_self_telemetry_counts_sent_failed_full_queue_and_retries(otlpd, tmp_path):
+    from test_telemetry import scrape, value
+    sink = GrpcSink(script=[Refusal(grpc.StatusCode.UNAVAILABLE, "once", retry_delay=0.05)], delay=0.5)
+    try:
+        config = base_config(tmp_path, signals=("traces",), exporters={"otlp_grpc": {
+            "endpoint": sink.endpoint, "tls": {"insecure": True}, "retry_on_failure": {"initial_interval": "10ms"},
+            "sending_queue": {"queue_size": 2, "num_consumers": 1}}})
+        forwarder = otlpd.start(config)
+        samples = scrape(forwarder)
+        assert value(samples, "otelcol_exporter_queue_capacity", exporter="otlp_grpc", data_type="traces") == 2
+        outcomes = []
+
+        def send(count):
+            with grpc.insecure_channel(forwarder.grpc_target) as channel:
+                try:
+                    grpc_export(channel, trace_request("q", count), timeout=10)
+                    outcomes.append(("OK", count))
+                except grpc.RpcError as error:
+                    outcomes.append((error.code(), count))
+
+        threads = [threading.Thread(target=send, args=(count,)) for count in (1, 2, 3, 4)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)
+        wait_until(lambda: value(scrape(forwarder), "otelcol_exporter_queue_size", exporter="otlp_grpc") == 2, 5, "a full queue")
+        for thread in threads:
+            thread.join(15)
+        refused = sorted(count for code, count in outcomes if code == grpc.StatusCode.UNAVAILABLE)
+        sent = sorted(count for code, count in outcomes if code == "OK")
+        assert len(refused) == 2 and len(sent) == 2, outcomes
+        samples = scrape(forwarder)
+        assert value(samples, "otelcol_exporter_sent_spans_total", exporter="otlp_grpc") == sum(sent)
+        assert value(samples, "otelcol_exporter_enqueue_failed_spans_total", exporter="otlp_grpc") == sum(refused)
+        assert value(samples, "otelcol_exporter_send_failed_spans_total", exporter="otlp_grpc") == 0
+        assert value(samples, "otlpd_exporter_send_retries_total", exporter="otlp_grpc", data_type="traces") == 1
+        assert value(samples, "otelcol_exporter_queue_size", exporter="otlp_grpc", data_type="traces") == 0
+    finally:
+        sink.stop()

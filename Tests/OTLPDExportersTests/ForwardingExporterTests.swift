@@ -47,7 +47,7 @@ func forwarding(_ sender: ScriptedSender, timeout: Duration = .seconds(5), confi
     helper.retry.initialInterval = .milliseconds(20)
     helper.retry.randomizationFactor = 0
     configure(&helper)
-    return ForwardingExporter(helper: helper, sender: sender, settings: settings("otlp_grpc"))
+    return ForwardingExporter(helper: helper, sender: sender, signals: [.traces], settings: settings("otlp_grpc"))
 }
 
 func spans(_ count: Int = 1, deadline: ContinuousClock.Instant? = nil) -> TelemetryBatch {
@@ -123,7 +123,7 @@ struct ForwardingExporterTests {
         }
         #expect(outcomes.withLockedValue { $0.filter { $0 }.count } == 3)
         #expect(sender.maxInFlight == 2)
-        #expect(exporter.queue.size == 0)
+        #expect(exporter.queues[.traces]?.size == 0)
     }
 
     @Test("shutdown brings the deadline forward: a request waiting to retry gives up, retryably")

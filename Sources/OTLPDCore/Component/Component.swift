@@ -27,10 +27,15 @@ public protocol Exporter: Component, Consumer {
     /// forwarding exporter stops retrying then, so its clients hear a
     /// retryable error before the process exits).
     func beginShutdown(deadline: ContinuousClock.Instant) async
+    /// Whether it counts what it sent and failed to send itself (a
+    /// forwarding exporter, which also tells a full queue from a failed
+    /// send); otherwise the graph counts around it.
+    var countsItsOwnSends: Bool { get }
 }
 
 extension Exporter {
     public func beginShutdown(deadline: ContinuousClock.Instant) async {}
+    public var countsItsOwnSends: Bool { false }
 }
 
 /// Something beside the pipelines (health checks, storage). Extensions

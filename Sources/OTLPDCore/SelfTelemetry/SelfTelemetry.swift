@@ -135,10 +135,41 @@ public struct ReceiverCounters: Sendable {
 public struct ExporterCounters: Sendable {
     public let sent: SignalCounter
     public let sendFailed: SignalCounter
+    /// Refused because the sending queue was full.
+    public let enqueueFailed: SignalCounter
 
     init(registry: PrometheusCollectorRegistry, labels: [(String, String)]) {
         self.sent = SelfTelemetry.perSignal(registry, "otelcol_exporter_sent", labels)
         self.sendFailed = SelfTelemetry.perSignal(registry, "otelcol_exporter_send_failed", labels)
+        self.enqueueFailed = SelfTelemetry.perSignal(registry, "otelcol_exporter_enqueue_failed", labels)
+    }
+}
+
+/// One exporter's sending queue for one signal, as the Collector reports it
+/// (`otelcol_exporter_queue_size` / `_capacity`, by `exporter` and
+/// `data_type`), and otlpd's count of attempts that were retries.
+public struct SendingQueueGauges: Sendable {
+    public let size: TelemetryGauge
+    public let capacity: TelemetryGauge
+    public let retries: TelemetryCounter
+}
+
+/// One gauge.
+public struct TelemetryGauge: Sendable {
+    let gauge: Gauge
+
+    public func set(_ value: Int) {
+        self.gauge.set(Int64(value))
+    }
+}
+
+extension SelfTelemetry {
+    public func sendingQueue(_ id: ComponentID, signal: Signal) -> SendingQueueGauges {
+        let labels = self.labels([("data_type", signal.rawValue), ("exporter", id.description)])
+        return SendingQueueGauges(
+            size: TelemetryGauge(gauge: self.registry.makeGauge(name: "otelcol_exporter_queue_size", labels: labels)),
+            capacity: TelemetryGauge(gauge: self.registry.makeGauge(name: "otelcol_exporter_queue_capacity", labels: labels)),
+            retries: TelemetryCounter(counter: self.registry.makeCounter(name: "otlpd_exporter_send_retries_total", labels: labels)))
     }
 }
 

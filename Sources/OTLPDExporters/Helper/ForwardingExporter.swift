@@ -16,9 +16,12 @@ import OTLPDWire
 package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
     let helper: ExporterHelperConfiguration
     let sender: Sender
-    package let queue: MemorySendingQueue
+    /// One per signal, as the Collector has an exporter per signal.
+    package let queues: [Signal: MemorySendingQueue]
     let id: ComponentID
     let logger: Logger
+    let counters: ExporterCounters
+    let retries: [Signal: TelemetryCounter]
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -31,10 +34,19 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
         var lastFailure: AttemptFailure?
     }
 
-    package init(helper: ExporterHelperConfiguration, sender: Sender, settings: ComponentSettings) {
+    package init(helper: ExporterHelperConfiguration, sender: Sender, signals: Set<Signal>, settings: ComponentSettings) {
         self.helper = helper
         self.sender = sender
-        self.queue = MemorySendingQueue(settings: helper.queue)
+        var queues: [Signal: MemorySendingQueue] = [:]
+        var retries: [Signal: TelemetryCounter] = [:]
+        for signal in signals {
+            let gauges = settings.telemetry.sendingQueue(settings.id, signal: signal)
+            queues[signal] = MemorySendingQueue(settings: helper.queue, gauges: gauges)
+            retries[signal] = gauges.retries
+        }
+        self.queues = queues
+        self.retries = retries
+        self.counters = settings.telemetry.exporter(settings.id)
         self.id = settings.id
         var logger = settings.logger
         logger[metadataKey: "upstream"] = "\(sender.upstream)"
@@ -51,15 +63,26 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
         await self.sender.shutdown()
     }
 
+    package var countsItsOwnSends: Bool { true }
+
     package func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
         let arrived = ContinuousClock.now
         let request = batch
-        guard let outcome = await self.queue.withConsumer({ await self.deliver(request, arrived: arrived) }) else {
+        let (signal, items) = (request.signal, request.itemCount)
+        guard let queue = self.queues[signal] else { throw .permanent("exporter \(self.id) takes no \(signal)") }
+        guard let outcome = await queue.withConsumer({ await self.deliver(request, arrived: arrived) }) else {
+            self.counters.enqueueFailed.add(items, for: signal)
             throw .retryable(
-                "exporter \(self.id) holds as many batches as its sending queue allows (queue_size \(self.queue.capacity)); retry later",
+                "exporter \(self.id) holds as many batches as its sending queue allows (queue_size \(queue.capacity)); retry later",
                 after: .seconds(1))
         }
-        try outcome.get()
+        switch outcome {
+        case .success:
+            self.counters.sent.add(items, for: signal)
+        case .failure(let error):
+            self.counters.sendFailed.add(items, for: signal)
+            throw error
+        }
     }
 
     /// Attempts until the upstream confirms, refuses for good, or the deadline comes.
@@ -96,6 +119,7 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
                     return .failure(self.gaveUp(batch, failure))
                 }
                 guard await self.wait(delay) else { return .failure(self.gaveUp(batch, failure)) }
+                self.retries[batch.signal]?.add()
             }
         }
     }

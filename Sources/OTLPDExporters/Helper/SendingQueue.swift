@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import OTLPDCore
 
 /// `sending_queue` in memory. A batch is answered only once the upstream
 /// confirmed it, so the queue holds batches with their callers still
@@ -19,10 +20,15 @@ package final class MemorySendingQueue: Sendable {
         var nextWaiter = 0
     }
 
-    package init(settings: SendingQueueSettings) {
+    /// Set to the number held at each change.
+    private let sizeGauge: TelemetryGauge?
+
+    package init(settings: SendingQueueSettings, gauges: SendingQueueGauges? = nil) {
         self.capacity = settings.enabled ? settings.queueSize : Int.max
         self.consumers = settings.enabled ? settings.numConsumers : Int.max
         self.state = NIOLockedValueBox(State())
+        self.sizeGauge = gauges?.size
+        gauges?.capacity.set(settings.enabled ? settings.queueSize : 0)
     }
 
     /// Batches held now: waiting for a consumer or being sent.
@@ -33,6 +39,7 @@ package final class MemorySendingQueue: Sendable {
         let (admitted, mustWait) = self.state.withLockedValue { state -> (Bool, Bool) in
             guard state.held < self.capacity else { return (false, false) }
             state.held += 1
+            self.sizeGauge?.set(state.held)
             if state.sending < self.consumers {
                 state.sending += 1
                 return (true, false)
@@ -58,6 +65,7 @@ package final class MemorySendingQueue: Sendable {
         let result = await send()
         let next = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
             state.held -= 1
+            self.sizeGauge?.set(state.held)
             guard state.nextWaiter < state.waiting.count else {
                 state.sending -= 1
                 return nil

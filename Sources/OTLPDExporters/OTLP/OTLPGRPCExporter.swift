@@ -29,6 +29,6 @@ public struct OTLPGRPCExporterFactory: ExporterFactory {
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {
         let configuration = configuration as! OTLPGRPCExporterConfiguration
         let sender = try OTLPGRPCSender(configuration: configuration, settings: settings)
-        return ForwardingExporter(helper: configuration.helper, sender: sender, settings: settings)
+        return ForwardingExporter(helper: configuration.helper, sender: sender, signals: signals, settings: settings)
     }
 }

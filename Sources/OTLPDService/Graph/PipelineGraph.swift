@@ -118,7 +118,7 @@ public final class PipelineGraph: Sendable {
                     started.append(exporter)
                 }
                 exporters.append((id, exporter))
-                exporterByID[id] = ExporterMeter(exporter: exporter, counters: telemetry.exporter(id))
+                exporterByID[id] = exporter.countsItsOwnSends ? exporter : ExporterMeter(exporter: exporter, counters: telemetry.exporter(id))
             }
 
             // Processors: one instance per pipeline, chained from the last to the first; new on every reload.
