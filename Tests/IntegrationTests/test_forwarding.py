@@ -325,3 +325,67 @@ def test_self_telemetry_counts_sent_failed_full_queue_and_retries(otlpd, tmp_pat
         assert value(samples, "otelcol_exporter_queue_size", exporter="otlp_grpc", data_type="traces") == 0
     finally:
         sink.stop()
+
+
+def reload_with(otlpd, daemon, path, config):
+    before = len(daemon.logs_matching("reloaded"))
+    otlpd.write_config(config, path.name, path.parent)
+    daemon.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(daemon.logs_matching("reloaded")) > before, 15, f"'reloaded' after SIGHUP in:\n{daemon.stderr()}")
+
+
+def test_reload_keeps_an_unchanged_exporter_and_its_connection(otlpd, tmp_path):
+    sink = GrpcSink(delay=0.5)
+    try:
+        exporter = {"endpoint": sink.endpoint, "tls": {"insecure": True}}
+        first = base_config(tmp_path, signals=("traces",), exporters={"otlp_grpc": exporter})
+        second = base_config(tmp_path, signals=("traces",), processors={"batch": {}}, exporters={"otlp_grpc": exporter})
+        path = otlpd.write_config(first, "reload.yaml", tmp_path)
+        forwarder = otlpd.start(configs=[path])
+        outcome = []
+
+        def send(name):
+            with grpc.insecure_channel(forwarder.grpc_target) as channel:
+                grpc_export(channel, trace_request(name, 1), timeout=10)
+                outcome.append(name)
+
+        in_flight = threading.Thread(target=send, args=("during",))
+        in_flight.start()
+        wait_until(lambda: sink.calls, 5, "the call at the sink")
+        reload_with(otlpd, forwarder, path, second)
+        in_flight.join(10)
+        send("after")
+        assert outcome == ["during", "after"]
+        peers = {arrival.peer for arrival in sink.calls}
+        assert len(peers) == 1, f"one connection across the reload: {peers}"
+    finally:
+        sink.stop()
+
+
+def test_reload_replaces_a_changed_exporter_after_what_it_has_in_flight(otlpd, tmp_path):
+    sink = GrpcSink(delay=0.5)
+    try:
+        def config(tenant):
+            return base_config(tmp_path, signals=("traces",), exporters={
+                "otlp_grpc": {"endpoint": sink.endpoint, "tls": {"insecure": True}, "headers": {"x-tenant": tenant}}})
+
+        path = otlpd.write_config(config("old"), "reload.yaml", tmp_path)
+        forwarder = otlpd.start(configs=[path])
+        outcome = []
+
+        def send(name):
+            with grpc.insecure_channel(forwarder.grpc_target) as channel:
+                grpc_export(channel, trace_request(name, 1), timeout=10)
+                outcome.append(name)
+
+        in_flight = threading.Thread(target=send, args=("during",))
+        in_flight.start()
+        wait_until(lambda: sink.calls, 5, "the call at the sink")
+        reload_with(otlpd, forwarder, path, config("new"))
+        in_flight.join(10)
+        send("after")
+        assert outcome == ["during", "after"], "the call under way finished on the old exporter"
+        assert [a.metadata.get("x-tenant") for a in sink.accepted] == ["old", "new"]
+        assert len({a.peer for a in sink.calls}) == 2, "the new exporter has its own connection"
+    finally:
+        sink.stop()

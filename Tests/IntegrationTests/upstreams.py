@@ -46,6 +46,7 @@ class Arrival:
     metadata: dict
     time: float
     deadline: float | None
+    peer: str
 
 
 class GrpcSink:
@@ -82,7 +83,7 @@ class GrpcSink:
         def handle(request, context: grpc.ServicerContext):
             remaining = context.time_remaining()
             arrival = Arrival(signal_name, request, dict(context.invocation_metadata()), time.monotonic(),
-                              None if remaining is None else time.monotonic() + remaining)
+                              None if remaining is None else time.monotonic() + remaining, context.peer())
             with self.lock:
                 self.calls.append(arrival)
                 answer = self.script.pop(0) if self.script else self.default
