@@ -182,17 +182,19 @@ public final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHa
     private func flushOutput() {
         guard let session = self.session, let context = self.context, context.channel.isActive else { return }
         self.outputPending = false
-        var buffer = context.channel.allocator.buffer(capacity: 1024)
+        // Request bodies go out as slices of their own buffers (one writev), not copied.
+        var output: [ByteBuffer] = []
         do {
-            try session.pendingOutput(into: &buffer)
+            try session.pendingOutput(into: &output, allocator: context.channel.allocator)
         } catch {
             self.fail(HTTPClientError(.protocolError, "\(error)"))
             context.close(promise: nil)
             return
         }
         self.process(session.takeEvents())
-        if buffer.readableBytes > 0 {
-            context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+        if !output.isEmpty {
+            for chunk in output { context.write(self.wrapOutboundOut(chunk), promise: nil) }
+            context.flush()
         }
         if !session.isActive || (!session.acceptsNewStreams && self.pending.isEmpty) {
             context.close(promise: nil)

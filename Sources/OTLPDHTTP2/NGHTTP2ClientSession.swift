@@ -177,27 +177,36 @@ final class NGHTTP2ClientSession: NGHTTP2Session {
         return 0
     }
 
-    /// The request body, piece after piece.
+    /// How much of the request body the next DATA frame carries: the bytes
+    /// are not copied here but sent from their own buffers (`sendData`).
     override func readBody(_ id: Int32, _ buffer: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let stream = self.streams[id] else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
-        var written = 0
-        while written < length && stream.nextPiece < stream.body.count {
-            let count = min(length - written, stream.body[stream.nextPiece].readableBytes)
-            stream.body[stream.nextPiece].readWithUnsafeReadableBytes { raw in
-                if count > 0 { (buffer + written).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count) }
-                return count
-            }
-            written += count
+        let remaining = stream.body[stream.nextPiece...].reduce(0) { $0 + $1.readableBytes }
+        let count = min(length, remaining)
+        flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
+        if count == remaining { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+        return count
+    }
+
+    /// The DATA frame `readBody` sized: its header, then slices of the body pieces.
+    override func sendData(_ id: Int32, header: UnsafePointer<UInt8>, length: Int) -> Int32 {
+        guard let stream = self.streams[id] else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+        var payload: [ByteBuffer] = []
+        var needed = length
+        while needed > 0 && stream.nextPiece < stream.body.count {
+            let count = min(needed, stream.body[stream.nextPiece].readableBytes)
+            if let slice = stream.body[stream.nextPiece].readSlice(length: count) { payload.append(slice) }
+            needed -= count
             if stream.body[stream.nextPiece].readableBytes == 0 {
-                // Let the piece go as soon as it is out.
+                // The stream lets the piece go; the slices keep it until written.
                 stream.body[stream.nextPiece] = ByteBuffer()
                 stream.nextPiece += 1
             }
         }
-        if stream.nextPiece == stream.body.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
-        return written
+        guard needed == 0 else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+        return self.emitWithoutCopy(header: header, payload: payload)
     }
 }

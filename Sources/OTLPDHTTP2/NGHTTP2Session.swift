@@ -71,6 +71,43 @@ class NGHTTP2Session {
         }
     }
 
+    /// Frames ready to send, appended to `output` in order: nghttp2's bytes
+    /// copied into buffers of their own, and DATA that a role sends without a
+    /// copy (`sendDataWithoutCopy`) as slices of the buffers it came in.
+    func pendingOutput(into output: inout [ByteBuffer], allocator: ByteBufferAllocator) throws(NGHTTP2Error) {
+        var current = allocator.buffer(capacity: 512)
+        self.uncopiedOutput = []
+        defer { self.uncopiedOutput = nil }
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let count = nghttp2_session_mem_send(self.session, &data)
+            try check(Int32(clamping: count), "nghttp2_session_mem_send")
+            // A DATA frame without a copy was emitted during the call, after the bytes before it were returned.
+            if let uncopied = self.uncopiedOutput, !uncopied.isEmpty {
+                if current.readableBytes > 0 {
+                    output.append(current)
+                    current = allocator.buffer(capacity: 512)
+                }
+                output.append(contentsOf: uncopied)
+                self.uncopiedOutput = []
+            }
+            guard count > 0, let data else { break }
+            current.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
+        }
+        if current.readableBytes > 0 { output.append(current) }
+    }
+
+    /// What `sendDataWithoutCopy` emitted during the current `pendingOutput`; nil outside it.
+    private var uncopiedOutput: [ByteBuffer]?
+
+    /// For a role's `sendData`: a DATA frame's 9-byte header, then its payload as the given slices.
+    func emitWithoutCopy(header: UnsafePointer<UInt8>, payload: [ByteBuffer]) -> Int32 {
+        guard self.uncopiedOutput != nil else { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+        self.uncopiedOutput!.append(ByteBuffer(bytes: UnsafeBufferPointer(start: header, count: 9)))
+        self.uncopiedOutput!.append(contentsOf: payload)
+        return 0
+    }
+
     /// False once the session is finished (GOAWAY exchanged, no streams left).
     var isActive: Bool {
         nghttp2_session_want_read(self.session) != 0 || nghttp2_session_want_write(self.session) != 0
@@ -84,6 +121,9 @@ class NGHTTP2Session {
     func onData(_ id: Int32, _ data: UnsafeRawBufferPointer) -> Int32 { 0 }
     func onStreamClose(_ id: Int32, _ errorCode: UInt32) -> Int32 { 0 }
     func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 { 0 }
+    /// A DATA frame of stream `id` whose `readBody` set NGHTTP2_DATA_FLAG_NO_COPY: emit
+    /// its header and `length` bytes of payload through `emitWithoutCopy`.
+    func sendData(_ id: Int32, header: UnsafePointer<UInt8>, length: Int) -> Int32 { NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
 
     /// Fills `buffer` with up to `length` bytes of stream `id`'s outgoing
     /// body, setting `flags` at its end; returns how many.
@@ -127,6 +167,9 @@ class NGHTTP2Session {
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
             Unmanaged<NGHTTP2Session>.fromOpaque(userData!).takeUnretainedValue().onFrameSent(frame!)
+        }
+        nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, header, length, _, userData in
+            Unmanaged<NGHTTP2Session>.fromOpaque(userData!).takeUnretainedValue().sendData(frame!.pointee.hd.stream_id, header: header!, length: length)
         }
     }
 
