@@ -61,20 +61,35 @@ public enum Compression {
     /// units concatenate into a valid stream, so appending them to a file
     /// keeps it readable by `zcat` / `zstdcat` at every moment.
     public static func compress(_ body: ByteBuffer, coding: ContentCoding) -> ByteBuffer {
+        Self.compress([body], coding: coding)
+    }
+
+    /// `parts`, one after another, compressed as one unit without being
+    /// copied together first (gzip; the other codings join them).
+    public static func compress(_ parts: [ByteBuffer], coding: ContentCoding) -> ByteBuffer {
         switch coding {
         case .identity:
-            return body
-        case .gzip, .deflate:
-            return ZlibCodec.compress(body, coding: coding)
+            return Self.joined(parts)
+        case .gzip:
+            return IgzipCodec.gzip(parts)
+        case .deflate:
+            return ZlibCodec.compress(Self.joined(parts), coding: coding)
         case .zstd:
-            return ZstdCodec.compress(body)
+            return ZstdCodec.compress(Self.joined(parts))
         }
+    }
+
+    private static func joined(_ parts: [ByteBuffer]) -> ByteBuffer {
+        guard parts.count != 1 else { return parts[0] }
+        var joined = ByteBufferAllocator().buffer(capacity: parts.reduce(0) { $0 + $1.readableBytes })
+        for part in parts { joined.writeImmutableBuffer(part) }
+        return joined
     }
 }
 
 /// The compression libraries this process runs with.
 public enum CompressionLibraries {
     public static var versions: String {
-        "zlib \(ZlibCodec.version), zstd \(ZstdCodec.version)"
+        "zlib \(ZlibCodec.version), zstd \(ZstdCodec.version), ISA-L igzip"
     }
 }

@@ -50,3 +50,22 @@ struct CompressionTests {
         #expect(ContentCoding(headerValue: "snappy") == nil)
     }
 }
+
+struct IgzipTests {
+    @Test("parts compressed as one gzip member decompress to the parts joined, for sizes around the buffer boundaries")
+    func partsRoundTrip() throws {
+        for sizes in [[0], [1], [5, 0, 7], [70_000, 3, 200_000], [1 << 20]] {
+            var generator = SystemRandomNumberGenerator()
+            let parts = sizes.map { size in
+                // Half random, half repeated: some of it compresses, some not.
+                ByteBuffer(bytes: (0..<size).map { $0 % 2 == 0 ? UInt8.random(in: 0...255, using: &generator) : UInt8($0 % 7) })
+            }
+            let compressed = Compression.compress(parts, coding: .gzip)
+            var joined = ByteBuffer()
+            for part in parts { joined.writeImmutableBuffer(part) }
+            let decompressed = try Decompression.decompress(compressed, coding: .gzip, limit: 1 << 24)
+            #expect(decompressed == joined, "sizes \(sizes)")
+            #expect(compressed.getBytes(at: compressed.readerIndex, length: 2) == [0x1F, 0x8B])
+        }
+    }
+}

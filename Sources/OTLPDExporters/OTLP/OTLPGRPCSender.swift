@@ -63,7 +63,7 @@ package final class OTLPGRPCSender: UpstreamSender {
         var prefix = ByteBuffer()
         prefix.reserveCapacity(GRPCFraming.prefixLength)
         guard self.coding == .identity else {
-            let compressed = Compression.compress(batch.payload, coding: self.coding)
+            let compressed = Compression.compress(batch.parts, coding: self.coding)
             prefix.writeInteger(UInt8(1))
             prefix.writeInteger(UInt32(compressed.readableBytes))
             return [prefix, compressed]
