@@ -71,6 +71,9 @@ class Scenario:
     otlpd_processors: str = "batch"
     # If set, otlpd with these processors instead runs in turn with the others, as this scenario's baseline.
     baseline_processors: str | None = None
+    # Forwarding: both collectors send over OTLP/gRPC to a sink with this compression ("none" or "gzip"),
+    # and items are counted where they arrive; the baseline then passes into nop instead.
+    forward: str | None = None
 
     @property
     def unit(self):
@@ -97,6 +100,10 @@ SCENARIOS = [
     Scenario(7, "attributes", "gRPC, 512-span traces → otlpd [attributes (3 actions), batch] → nop vs rotel pass-through → blackhole",
              "traces", "traces-512", "grpc", 4, 10, otlpd_processors="attributes/bench, batch",
              baseline_processors="batch"),
+    Scenario(8, "forward", "gRPC, 512-span traces → otlpd [batch] → otlp_grpc (no compression) / rotel otlp → sink",
+             "traces", "traces-512", "grpc", 4, 10, baseline_processors="batch", forward="none"),
+    Scenario(9, "forward-gzip", "gRPC, 512-span traces → otlpd [batch] → otlp_grpc (gzip) / rotel otlp (gzip) → sink",
+             "traces", "traces-512", "grpc", 4, 10, forward="gzip"),
 ]
 
 # The attributes scenario's actions: tag, redact and drop, each on every span
@@ -129,11 +136,14 @@ class Run:
     checks_ok: int = 0
     checks_total: int = 0
     mean_batch: float = float("nan")  # items per batch sent by otlpd's batch processor, over the run
+    forwarded: int | None = None      # items that reached the sink in the window (forwarding scenarios)
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
     @property
-    def rate(self):  # items per second
+    def rate(self):  # items per second: what arrived at the sink when forwarding, else what h2load got answered
+        if self.forwarded is not None:
+            return self.forwarded / self.window if self.window else 0.0
         return self.succeeded * self.items_per_request / self.duration if self.duration else 0.0
 
     @property
@@ -397,6 +407,11 @@ def otlpd_collector(binary, workdir, grpc_port, http_port, telemetry_port, expor
                      f"  file: {{ path: {file_path}, format: json, "
                      "rotation: { max_megabytes: 256, max_backups: 1 } }\n")
         trace_exporter = "file"
+    elif exporter.startswith("otlp_grpc:"):
+        _, endpoint, compression = exporter.split(":", 2)
+        exporters = ("  nop: {}\n"
+                     f"  otlp_grpc: {{ endpoint: '127.0.0.1:{endpoint}', tls: {{ insecure: true }}, compression: {compression} }}\n")
+        trace_exporter = "otlp_grpc"
     else:
         exporters = "  nop: {}\n"
         trace_exporter = "nop"
@@ -431,15 +446,38 @@ def otlpd_collector(binary, workdir, grpc_port, http_port, telemetry_port, expor
     return Collector("otlpd", [binary, "--config", path], workdir, ready_line="otlpd is ready")
 
 
-def rotel_collector(binary, workdir, grpc_port, http_port):
+def rotel_collector(binary, workdir, grpc_port, http_port, forward=None):
+    """rotel with its blackhole exporter, or forwarding over OTLP/gRPC: `forward` is (sink port, compression)."""
+    exporter = ["--exporter", "blackhole"]
+    if forward:
+        exporter = ["--exporter", "otlp", "--otlp-exporter-endpoint", f"http://127.0.0.1:{forward[0]}",
+                    "--otlp-exporter-protocol", "grpc", "--otlp-exporter-compression", forward[1]]
     return Collector("rotel", [
         binary, "start",
         "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
         "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
-        "--exporter", "blackhole",
+        *exporter,
         "--pid-file", os.path.join(workdir, "rotel.pid"),
         "--log-file", os.path.join(workdir, "rotel.log"),
     ], workdir)
+
+
+def sink_collector(binary, workdir, grpc_port, telemetry_port):
+    """The forwarding scenarios' upstream: otlpd receiving OTLP/gRPC into nop, pinned to the load
+    generator's CPU (it never shares the collector's). What reaches it is counted at its /metrics."""
+    path = os.path.join(workdir, "sink.yaml")
+    with open(path, "w") as f:
+        f.write("receivers: { otlp: { protocols: { grpc: { endpoint: 127.0.0.1:%d } } } }\n"
+                "exporters: { nop: {} }\n"
+                "service:\n"
+                "  telemetry: { metrics: { address: 127.0.0.1:%d } }\n"
+                "  pipelines: { traces: { receivers: [otlp], exporters: [nop] } }\n" % (grpc_port, telemetry_port))
+    return Collector("sink", ["taskset", "-c", LOAD_CPU, binary, "--config", path], workdir, ready_line="otlpd is ready")
+
+
+def accepted_at(port):
+    """Spans the sink has accepted so far (otelcol_receiver_accepted_spans_total)."""
+    return sum(value for name, value in metric_samples(port) if name.startswith("otelcol_receiver_accepted_spans_total"))
 
 
 # ---------------------------------------------------------------- the checking client
@@ -580,10 +618,21 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
         # The baseline: the same load with the baseline's processors instead of the scenario's.
         processors = scenario.otlpd_processors if collector_name == "otlpd" else scenario.baseline_processors
         telemetry_port = free_port()
+        exporter = scenario.otlpd_exporter
+        if scenario.forward and collector_name == "otlpd":
+            sink_port, sink_telemetry = free_port(), free_port()
+            exporter = f"otlp_grpc:{sink_port}:{scenario.forward}"
         collector = otlpd_collector(args.otlpd_copy, workdir, grpc_port, http_port, telemetry_port,
-                                    scenario.otlpd_exporter, file_path, processors)
+                                    exporter, file_path, processors)
     else:
-        collector = rotel_collector(args.rotel, workdir, grpc_port, http_port)
+        if scenario.forward:
+            sink_port, sink_telemetry = free_port(), free_port()
+        collector = rotel_collector(args.rotel, workdir, grpc_port, http_port,
+                                    (sink_port, scenario.forward) if scenario.forward else None)
+    # The baseline of a forwarding scenario passes into nop: no sink.
+    sink = None
+    if scenario.forward and (collector_name == "otlpd" or collector_name == "rotel"):
+        sink = sink_collector(args.otlpd_copy, workdir, sink_port, sink_telemetry)
     port = grpc_port if scenario.protocol == "grpc" else http_port
     log_path = os.path.join(workdir, "h2load.log")
     checker = Checker(scenario, port, args.duration)
@@ -591,6 +640,8 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
     if max(idle_busy) > 30:
         run.notes.append(f"the machine was busy before the run (CPU 0 / 1: {idle_busy[0]:.0f} / {idle_busy[1]:.0f} %)")
     try:
+        if sink:
+            sink.start([sink_port])
         collector.start([grpc_port, http_port])
         checker.start()
         launch_us = time.time_ns() // 1000
@@ -604,11 +655,13 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
                 lines.append(line)
                 if "Main benchmark duration is started" in line and "start" not in marks:
                     marks["start"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid),
-                                      cpu_times())
+                                      cpu_times(), accepted_at(sink_telemetry) if sink else 0)
                     checker.go.set()
                 elif "Main benchmark duration is over" in line and "end" not in marks:
                     marks["end"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid),
-                                    cpu_times())
+                                    cpu_times(), accepted_at(sink_telemetry) if sink else 0)
+                    if sink:
+                        run.forwarded = int(marks["end"][4] - marks["start"][4])
                     run.rss_mib, run.threads = proc_status(collector.pid)
                     if collector_name.startswith("otlpd"):
                         run.mean_batch = mean_batch_size(telemetry_port)
@@ -650,6 +703,10 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
         run.problems.append(str(error))
     finally:
         collector.stop()
+        if sink:
+            sink.stop()
+            if not run.forwarded:
+                run.problems.append("nothing reached the sink")
         noisy = collector.log_lines("\terror\t", "\tcritical\t", " ERROR", " WARN")
         if noisy:
             run.notes.append(f"{len(noisy)} error/warning log lines, e.g. {noisy[0].strip()[:200]}")
@@ -661,10 +718,8 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
     return run
 
 
-def mean_batch_size(port):
-    """The mean size of the batches otlpd's batch processors sent so far (the
-    otelcol_processor_batch_batch_send_size histogram; only the scenario's
-    signal is sent, so the other pipelines add nothing)."""
+def metric_samples(port):
+    """(series, value) of every sample at an otlpd's /metrics; empty if it cannot be read."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
@@ -672,14 +727,25 @@ def mean_batch_size(port):
             while chunk := sock.recv(65536):
                 data += chunk
     except OSError:
-        return float("nan")
-    total = count = 0.0
-    for line in data.decode(errors="replace").splitlines():
+        return []
+    samples = []
+    for line in data.decode(errors="replace").split("\r\n\r\n", 1)[-1].splitlines():
         name, _, value = line.rpartition(" ")
-        if name.startswith("otelcol_processor_batch_batch_send_size_sum"):
-            total += float(value)
-        elif name.startswith("otelcol_processor_batch_batch_send_size_count"):
-            count += float(value)
+        if name and not line.startswith("#"):
+            try:
+                samples.append((name, float(value)))
+            except ValueError:
+                pass
+    return samples
+
+
+def mean_batch_size(port):
+    """The mean size of the batches otlpd's batch processors sent so far (the
+    otelcol_processor_batch_batch_send_size histogram; only the scenario's
+    signal is sent, so the other pipelines add nothing)."""
+    samples = metric_samples(port)
+    total = sum(v for n, v in samples if n.startswith("otelcol_processor_batch_batch_send_size_sum"))
+    count = sum(v for n, v in samples if n.startswith("otelcol_processor_batch_batch_send_size_count"))
     return total / count if count else float("nan")
 
 
@@ -815,6 +881,30 @@ def check_targets(results):
                  + (f"; rotel pass-through {fmt(r['rate'])} spans/s, {fmt(1e6 / r['cpu_per_million'])} spans/CPU-s" if r else ""))
     else:
         lines.append("SKIP  attributes target: scenario not run")
+    o, r = pair("forward")
+    base = results.get("forward", {}).get(baseline_name("batch"))
+    if o and r:
+        q = ratio(o["cpu_per_million"], r["cpu_per_million"])
+        at_most("forward, no compression: otlpd CPU-s per M forwarded spans ≤ 1/10 of rotel's", q, 0.10,
+                f"{o['cpu_per_million']:.3f} vs {r['cpu_per_million']:.3f} CPU-s/M, ratio {q:.3f}; "
+                f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s arrived")
+        if base:
+            valid = valid and not base["problems"]
+            q = ratio(o["cpu_per_million"], base["cpu_per_million"])
+            at_most("forward, no compression: otlpd CPU-s per M forwarded spans ≤ 2× its own pass-through into nop", q, 2.0,
+                    f"{o['cpu_per_million']:.3f} vs {base['cpu_per_million']:.3f} CPU-s/M, ratio {q:.3f}")
+        at_most("forward: otlpd peak RSS ≤ 256 MiB", o["rss_mib"], 256.0,
+                f"{o['rss_mib']:.1f} MiB (rotel {r['rss_mib']:.1f} MiB)")
+    else:
+        lines.append("SKIP  forwarding targets: scenario not run")
+    o, r = pair("forward-gzip")
+    if o and r:
+        q = ratio(o["cpu_per_million"], r["cpu_per_million"])
+        at_most("forward, gzip on both: otlpd CPU-s per M forwarded spans ≤ 1/5 of rotel's", q, 0.20,
+                f"{o['cpu_per_million']:.3f} vs {r['cpu_per_million']:.3f} CPU-s/M, ratio {q:.3f}; "
+                f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s arrived")
+    else:
+        lines.append("SKIP  forwarding with gzip target: scenario not run")
     return lines
 
 
@@ -823,7 +913,12 @@ def report(args, machine, scenarios, all_runs, results, targets):
     out.append(f"# otlpd benchmark, {machine['date']}\n")
     out.append(f"- machine: {machine['nproc']} CPUs ({machine['cpu']}), kernel {machine['kernel']}")
     out.append(f"- otlpd: `{machine['otlpd']}` ({args.otlpd}, {machine['otlpd_id']})")
-    out.append(f"- rotel: `{machine['rotel']}` ({args.rotel}), exporter blackhole")
+    out.append(f"- rotel: `{machine['rotel']}` ({args.rotel}), exporter blackhole; in the forwarding scenarios its "
+               "otlp exporter over gRPC with the scenario's compression")
+    if any(s.forward for s in scenarios):
+        out.append("- forwarding scenarios: both collectors send to a sink, otlpd receiving OTLP/gRPC into nop, pinned to "
+                   f"CPU {LOAD_CPU} with h2load (never the collector's CPU); items/s and CPU-s per M count the spans "
+                   "that reached the sink in the window, not what h2load got answered")
     out.append(f"- load: `{machine['h2load']}`; collector on CPU {COLLECTOR_CPU}, h2load on CPU {LOAD_CPU}")
     out.append(f"- each run: {args.warmup} s warm-up, {args.duration} s measured window; "
                f"{args.passes} pass(es) per collector, alternating; figures are medians over the passes")
