@@ -79,3 +79,16 @@ def test_tls_to_a_plain_text_upstream_is_named(otlpd, tmp_path, pki):
         send(down, trace_request("tls-to-plain", 1), timeout=2)
     line = down.wait_for_log("plain-text port")
     assert len(line) == 1 and "tls.insecure: true" in line[0].message, line[0].raw
+
+
+def test_otlp_http_over_tls_with_mutual_tls(otlpd, tmp_path, pki):
+    directory = tmp_path / "upstream"
+    directory.mkdir(exist_ok=True)
+    up = otlpd.start(base_config(directory, signals=("traces",), http={"tls": tls_section(pki, mtls=True)}), workdir=directory)
+    config = base_config(tmp_path, processors={"batch": {}}, signals=("traces",), exporters={"otlp_http": {
+        "endpoint": f"https://localhost:{up.http_port}",
+        "tls": {"ca_file": str(pki / "ca.pem"), "cert_file": str(pki / "client.pem"), "key_file": str(pki / "client.key")}}})
+    down = otlpd.start(config)
+    request = trace_request("https", 2)
+    send(down, request)
+    assert span_ids_in(read_jsonl(directory / "out.jsonl")) == request_span_ids(request)

@@ -269,3 +269,105 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@dataclass
+class HTTPAnswer:
+    """How the OTLP/HTTP sink answers one request instead of 200."""
+    status: int
+    message: str = "refused by the test sink"
+    retry_after: str | None = None
+
+
+@dataclass
+class HTTPArrival:
+    path: str
+    headers: dict
+    body: bytes          # as sent (maybe compressed)
+    request: object      # decoded Export*ServiceRequest, when it decoded
+    client: tuple
+    time: float
+
+
+class HTTPSink:
+    """Python's http.server speaking OTLP/HTTP (HTTP/1.1 keep-alive):
+    records each POST, decodes it (gzip or not, protobuf or JSON), and
+    answers 200 or what `script` says for the first requests."""
+
+    def __init__(self, script: list | None = None, partial: tuple[int, str] | None = None):
+        import gzip as gzip_module
+        from google.protobuf import json_format
+        sink = self
+        self.script = list(script or [])
+        self.partial = partial
+        self.arrivals: list[HTTPArrival] = []
+        self.accepted: list[HTTPArrival] = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                raw = gzip_module.decompress(body) if self.headers.get("content-encoding") == "gzip" else body
+                signal_name = self.path.rsplit("/", 1)[-1]
+                request = None
+                if signal_name in REQUEST_TYPES:
+                    message = REQUEST_TYPES[signal_name]()
+                    try:
+                        if self.headers.get("content-type") == "application/json":
+                            json_format.Parse(raw, message)
+                        else:
+                            message.ParseFromString(raw)
+                        request = message
+                    except Exception:
+                        pass
+                arrival = HTTPArrival(self.path, {k.lower(): v for k, v in self.headers.items()}, body, request,
+                                      self.client_address, time.monotonic())
+                with sink.lock:
+                    sink.arrivals.append(arrival)
+                    answer = sink.script.pop(0) if sink.script else None
+                if isinstance(answer, HTTPAnswer):
+                    payload = status_pb2.Status(code=3 if answer.status == 400 else 14, message=answer.message).SerializeToString()
+                    self.send_response(answer.status)
+                    self.send_header("content-type", "application/x-protobuf")
+                    if answer.retry_after:
+                        self.send_header("retry-after", answer.retry_after)
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                with sink.lock:
+                    sink.accepted.append(arrival)
+                response = RESPONSE_TYPES.get(signal_name, RESPONSE_TYPES["traces"])()
+                if sink.partial:
+                    field_name = {"traces": "rejected_spans", "metrics": "rejected_data_points",
+                                  "logs": "rejected_log_records"}.get(signal_name, "rejected_spans")
+                    setattr(response.partial_success, field_name, sink.partial[0])
+                    response.partial_success.error_message = sink.partial[1]
+                payload = response.SerializeToString()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def span_ids(self) -> list[str]:
+        with self.lock:
+            return [span.span_id.hex() for arrival in self.accepted if arrival.request is not None and arrival.path.endswith("traces")
+                    for rs in arrival.request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

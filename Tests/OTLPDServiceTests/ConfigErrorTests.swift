@@ -52,8 +52,8 @@ struct ConfigErrorTests {
     }
 
     @Test func notYetBuiltComponentIsSaidSo() throws {
-        let yaml = Self.valid.replacingOccurrences(of: "nop: {}", with: "nop: {}\n  otlphttp: { endpoint: http://x:4318 }")
-        try self.expectError(yaml, at: "exporters.otlphttp", containing: "not supported by this build yet")
+        let yaml = Self.valid + "\nextensions:\n  file_storage: { directory: /tmp/q }\n"
+        try self.expectError(yaml, at: "extensions.file_storage", containing: "not supported by this build yet")
     }
 
     @Test func unknownKeyWithItsPath() throws {

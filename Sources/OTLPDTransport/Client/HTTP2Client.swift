@@ -179,7 +179,7 @@ public final class HTTP2Client: Sendable {
             }
             .connect(host: self.host, port: self.port)
             .flatMapError { error in
-                return self.group.any().makeFailedFuture(HTTPClientError(.connectFailed, "cannot connect to \(authority): \(Self.describe(error))"))
+                return self.group.any().makeFailedFuture(HTTPClientError(.connectFailed, "cannot connect to \(authority): \(ConnectFailure.describe(error))"))
             }
             .flatMap { channel in
                 channel.pipeline.handler(type: HTTP2ClientHandler.self).map { handler in
@@ -193,19 +193,6 @@ public final class HTTP2Client: Sendable {
         self.state.withLockedValue { state in
             if case .ready(let connection) = state, ObjectIdentifier(connection.channel) == id { state = .idle }
         }
-    }
-
-    /// A connect failure in a few words: "connection refused", "DNS error: ...".
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? NIOConnectionError {
-            if let dns = error.dnsAError ?? error.dnsAAAAError { return "cannot resolve \(error.host): \(dns)" }
-            if let first = error.connectionErrors.first { return Self.describe(first.error) }
-        }
-        if let error = error as? IOError {
-            return error.errnoCode == ECONNREFUSED ? "connection refused" : String(cString: strerror(error.errnoCode)).lowercased()
-        }
-        if let error = error as? ChannelError, case .connectTimeout = error { return "connect timed out" }
-        return "\(error)"
     }
 }
 
@@ -236,5 +223,21 @@ final class TLSHandshakeDiagnosis: ChannelInboundHandler, RemovableChannelHandle
         } else {
             context.fireErrorCaught(HTTPClientError(.connectFailed, "TLS handshake failed: \(text)"))
         }
+    }
+}
+
+/// Why a connect failed, in a few words.
+enum ConnectFailure {
+    /// A connect failure in a few words: "connection refused", "DNS error: ...".
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            if let dns = error.dnsAError ?? error.dnsAAAAError { return "cannot resolve \(error.host): \(dns)" }
+            if let first = error.connectionErrors.first { return Self.describe(first.error) }
+        }
+        if let error = error as? IOError {
+            return error.errnoCode == ECONNREFUSED ? "connection refused" : String(cString: strerror(error.errnoCode)).lowercased()
+        }
+        if let error = error as? ChannelError, case .connectTimeout = error { return "connect timed out" }
+        return "\(error)"
     }
 }

@@ -1,0 +1,157 @@
+import NIOCore
+import OTLPDCompression
+import OTLPDCore
+import OTLPDHTTP
+import OTLPDTransport
+import OTLPDWire
+
+/// One OTLP/HTTP POST per attempt, on keep-alive HTTP/1.1 connections:
+/// protobuf bodies go out as the batch's parts, uncopied, unless
+/// compressed or encoded as JSON.
+package final class OTLPHTTPSender: UpstreamSender {
+    let configuration: OTLPHTTPExporterConfiguration
+    /// One client per distinct upstream address.
+    private let clients: [Endpoint: HTTP1Client]
+    private let baseHeaders: [HTTPHeaderField]
+    private let coding: ContentCoding
+
+    package init(configuration: OTLPHTTPExporterConfiguration, settings: ComponentSettings) throws {
+        self.configuration = configuration
+        let tls = try configuration.tls?.makeContext(protocols: ["http/1.1"])
+        var clients: [Endpoint: HTTP1Client] = [:]
+        for target in configuration.targets.values where clients[target.endpoint] == nil {
+            clients[target.endpoint] = HTTP1Client(
+                host: target.endpoint.host, port: target.endpoint.port, tls: target.secure ? tls : nil,
+                serverName: configuration.tls?.serverNameOverride, group: settings.eventLoopGroup)
+        }
+        self.clients = clients
+        switch configuration.compression {
+        case .gzip: self.coding = .gzip
+        case .zstd: self.coding = .zstd
+        case .none: self.coding = .identity
+        }
+        var headers = [
+            HTTPHeaderField("content-type", configuration.encoding == .json ? "application/json" : "application/x-protobuf"),
+            HTTPHeaderField("user-agent", "otlpd/\(settings.telemetry.serviceVersion.isEmpty ? "dev" : settings.telemetry.serviceVersion)"),
+        ]
+        if self.coding != .identity { headers.append(HTTPHeaderField("content-encoding", self.coding.rawValue)) }
+        headers += configuration.headers
+        self.baseHeaders = headers
+    }
+
+    package var upstream: String {
+        Set(self.configuration.targets.values.map { $0.endpoint.description }).sorted().joined(separator: ",")
+    }
+
+    package func shutdown() async {
+        for client in self.clients.values { await client.shutdown() }
+    }
+
+    package func send(_ batch: TelemetryBatch, deadline: ContinuousClock.Instant) async -> AttemptOutcome {
+        guard let target = self.configuration.targets[batch.signal], let client = self.clients[target.endpoint] else {
+            return .failed(AttemptFailure(retryable: false, status: "no endpoint", message: "no endpoint for \(batch.signal)"))
+        }
+        let body: [ByteBuffer]
+        do {
+            body = try self.body(batch)
+        } catch {
+            return .failed(AttemptFailure(retryable: false, status: "encoding", message: "\(error)", code: 3))
+        }
+        let request = HTTPClientRequest(
+            scheme: target.secure ? "https" : "http", authority: client.authority, path: target.path, headers: self.baseHeaders, body: body)
+        let response: HTTPClientResponse
+        do {
+            response = try await client.send(request, deadline: .now() + .nanoseconds((deadline - .now).nanosecondsValue))
+        } catch {
+            return .failed(self.transportFailure(error, endpoint: target.endpoint))
+        }
+        return self.outcome(response, target: target)
+    }
+
+    /// The request as protobuf parts (uncopied) or OTLP/JSON, then compressed if asked.
+    private func body(_ batch: TelemetryBatch) throws(WireError) -> [ByteBuffer] {
+        var parts = batch.parts
+        if self.configuration.encoding == .json {
+            parts = [try OTLPJSONEncoder.encode(batch.payload, message: WireSchema.shared.requestIndex(for: batch.signal))]
+        }
+        return self.coding == .identity ? parts : [Compression.compress(parts, coding: self.coding)]
+    }
+
+    // MARK: Answers
+
+    package func outcome(_ response: HTTPClientResponse, target: OTLPHTTPExporterConfiguration.Target) -> AttemptOutcome {
+        if (200..<300).contains(response.status) {
+            let isProtobuf = response.header("content-type")?.hasPrefix("application/x-protobuf") == true
+            return .confirmed(isProtobuf ? self.partialSuccess(response) : nil)
+        }
+        let retryAfter = response.header("retry-after").flatMap { RetryAfter.parse($0) }
+        // The body is a google.rpc.Status in protobuf; its message says why.
+        let status = response.header("content-type")?.hasPrefix("application/x-protobuf") == true ? UpstreamAnswers.status(response.body) : nil
+        var message = status?.message ?? ""
+        if message.isEmpty, response.body.readableBytes > 0, response.body.readableBytes <= 1024 {
+            message = String(String(buffer: response.body).split(whereSeparator: \.isNewline).joined(separator: " ").prefix(300))
+        }
+        if message.isEmpty { message = "no reason given" }
+        let retryable = [429, 502, 503, 504].contains(response.status)
+        var diagnosis: String?
+        if response.status == 404 || response.status == 405 {
+            diagnosis =
+                "otlp_http exporter: \(target.endpoint) answered HTTP \(response.status) to POST \(target.path): check the path (OTLP/HTTP's are /v1/traces, /v1/metrics, /v1/logs) and that this is an OTLP/HTTP port (such as 4318)"
+        } else if response.status == 415 && self.configuration.encoding == .json {
+            diagnosis = "otlp_http exporter: \(target.endpoint) does not take JSON (HTTP 415); set encoding: proto"
+        }
+        // A refusal goes back to the client with the upstream's own code where it sent one.
+        let code = status.map(\.code).flatMap { $0 == 0 ? nil : $0 } ?? Self.code(forHTTPStatus: response.status)
+        return .failed(
+            AttemptFailure(
+                retryable: retryable, retryAfter: retryAfter, status: "HTTP \(response.status)", message: message,
+                code: code, diagnosis: diagnosis))
+    }
+
+    /// The google.rpc.Code a client is answered with for an upstream's HTTP refusal.
+    static func code(forHTTPStatus status: Int) -> Int32 {
+        switch status {
+        case 400: 3  // INVALID_ARGUMENT
+        case 401: 16  // UNAUTHENTICATED
+        case 403: 7  // PERMISSION_DENIED
+        case 404: 5  // NOT_FOUND
+        case 413: 8  // RESOURCE_EXHAUSTED
+        case 415, 405, 501: 12  // UNIMPLEMENTED
+        default: 2  // UNKNOWN
+        }
+    }
+
+    private func partialSuccess(_ response: HTTPClientResponse) -> UpstreamAnswers.PartialSuccess? {
+        let coding = ContentCoding(headerValue: response.header("content-encoding") ?? "identity") ?? .identity
+        guard let plain = try? Decompression.decompress(response.body, coding: coding, limit: 1 << 20) else { return nil }
+        return UpstreamAnswers.partialSuccess(plain)
+    }
+
+    func transportFailure(_ error: HTTPClientError, endpoint: Endpoint) -> AttemptFailure {
+        var diagnosis: String?
+        switch error.kind {
+        case .wrongProtocol(.http2):
+            diagnosis =
+                "otlp_http exporter: \(endpoint) \(error.message): that is an OTLP/gRPC port (such as 4317); use the otlp_grpc exporter, or the upstream's OTLP/HTTP port (4318)"
+        case .wrongProtocol(.tls):
+            diagnosis = "otlp_http exporter: \(endpoint) \(error.message): the upstream expects TLS; use an https:// endpoint"
+        case .wrongProtocol(.plaintext):
+            diagnosis = "otlp_http exporter: \(endpoint) \(error.message); if the upstream takes plain text, use an http:// endpoint"
+        case .wrongProtocol(.other), .wrongProtocol(.http1):
+            diagnosis =
+                "otlp_http exporter: \(endpoint) \(error.message): if it is an OTLP/gRPC port (such as 4317), use the otlp_grpc exporter or port 4318"
+        default:
+            break
+        }
+        let status: String
+        switch error.kind {
+        case .connectFailed: status = "connect failed"
+        case .connectionLost: status = "connection lost"
+        case .refused: status = "refused"
+        case .timedOut: status = "timed out"
+        case .wrongProtocol: status = "wrong protocol"
+        case .protocolError: status = "protocol error"
+        }
+        return AttemptFailure(retryable: true, status: status, message: error.message, diagnosis: diagnosis)
+    }
+}
