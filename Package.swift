@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "OTLPDTransport",
             dependencies: [
-                "OTLPDCore", "OTLPDHTTP", "OTLPDHTTP2", nioCore, nioPosix, logging,
+                "OTLPDCore", "OTLPDHTTP", "OTLPDHTTP2", "OTLPDSystem", nioCore, nioPosix, logging,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),

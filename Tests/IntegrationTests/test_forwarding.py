@@ -389,3 +389,69 @@ def test_reload_replaces_a_changed_exporter_after_what_it_has_in_flight(otlpd, t
         assert len({a.peer for a in sink.calls}) == 2, "the new exporter has its own connection"
     finally:
         sink.stop()
+
+
+@pytest.fixture
+def two_address_name():
+    """A name that resolves to 127.0.0.1 and 127.0.0.2 (as a headless Service's does to its pods),
+    written to /etc/hosts for the test and removed after; a callable drops the second address."""
+    name = "otlpd-round-robin.test"
+    original = open("/etc/hosts").read()
+
+    def write(addresses):
+        with open("/etc/hosts", "w") as hosts:
+            hosts.write(original.rstrip("\n") + "\n" + "".join(f"{a} {name}\n" for a in addresses))
+
+    write(["127.0.0.1", "127.0.0.2"])
+    try:
+        yield name, write
+    finally:
+        with open("/etc/hosts", "w") as hosts:
+            hosts.write(original)
+
+
+def test_round_robin_over_every_address_of_a_name(otlpd, tmp_path, two_address_name):
+    name, write_hosts = two_address_name
+    first = GrpcSink()
+    second = GrpcSink(port=first.port, host="127.0.0.2")
+    try:
+        forwarder = otlpd.start(base_config(tmp_path, signals=("traces",), exporters={"otlp_grpc": {
+            "endpoint": f"dns:///{name}:{first.port}", "tls": {"insecure": True},
+            "retry_on_failure": {"initial_interval": "10ms"}}}))
+        sent = []
+        with grpc.insecure_channel(forwarder.grpc_target) as channel:
+            for index in range(10):
+                request = trace_request(f"rr-{index}", 1)
+                grpc_export(channel, request)
+                sent += request_span_ids(request)
+        assert len(first.accepted) == 5 and len(second.accepted) == 5, (len(first.accepted), len(second.accepted))
+        assert all(a.metadata.get(":authority", f"{name}:{first.port}") for a in first.calls)
+        # A replica goes away: after a failed call the name is looked up again, and calls go to the one left.
+        write_hosts(["127.0.0.1"])
+        second.stop()
+        with grpc.insecure_channel(forwarder.grpc_target) as channel:
+            for index in range(6):
+                request = trace_request(f"after-{index}", 1)
+                grpc_export(channel, request, timeout=5)
+                sent += request_span_ids(request)
+        assert sorted(first.span_ids() + second.span_ids()) == sorted(sent), "every span arrived"
+        assert len(first.accepted) == 11, "after the lookup, every call went to the address left"
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_pick_first_uses_one_address(otlpd, tmp_path, two_address_name):
+    name, _ = two_address_name
+    first = GrpcSink()
+    second = GrpcSink(port=first.port, host="127.0.0.2")
+    try:
+        forwarder = otlpd.start(base_config(tmp_path, signals=("traces",), exporters={"otlp_grpc": {
+            "endpoint": f"{name}:{first.port}", "tls": {"insecure": True}, "balancer_name": "pick_first"}}))
+        with grpc.insecure_channel(forwarder.grpc_target) as channel:
+            for index in range(4):
+                grpc_export(channel, trace_request(f"pf-{index}", 1))
+        assert (len(first.accepted), len(second.accepted)) == (4, 0)
+    finally:
+        first.stop()
+        second.stop()

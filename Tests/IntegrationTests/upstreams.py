@@ -56,7 +56,7 @@ class GrpcSink:
     OK are in `accepted`."""
 
     def __init__(self, script: list | None = None, default: Refusal | None = None, partial: tuple[int, str] | None = None,
-                 delay: float = 0.0, port: int = 0):
+                 delay: float = 0.0, port: int = 0, host: str = "127.0.0.1"):
         self.script = list(script or [])
         self.default = default
         self.partial = partial
@@ -72,12 +72,13 @@ class GrpcSink:
                 self._handler(signal_name), request_deserializer=REQUEST_TYPES[signal_name].FromString,
                 response_serializer=lambda m: m.SerializeToString())
             self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, {method: handler})])
-        self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        self.host = host
         self.server.start()
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def _handler(self, signal_name: str) -> Callable:
         def handle(request, context: grpc.ServicerContext):

@@ -16,6 +16,15 @@ public struct OTLPGRPCExporterConfiguration: Sendable {
     public var headers: [HTTPHeaderField] = []
     public var compression = WireCompression.gzip
     public var helper = ExporterHelperConfiguration(timeout: .seconds(5))
+    public var balancer = Balancer.roundRobin
+
+    /// How calls spread over the addresses the endpoint's name resolves to (gRPC's load-balancing policies).
+    public enum Balancer: String, Sendable, CaseIterable {
+        /// Every address, in turn: the Collector's default.
+        case roundRobin = "round_robin"
+        /// The first address only.
+        case pickFirst = "pick_first"
+    }
 
     public init(endpoint: Endpoint, tls: TLSClientConfiguration?) {
         self.endpoint = endpoint
@@ -30,9 +39,7 @@ public struct OTLPGRPCExporterConfiguration: Sendable {
         configuration.headers = ClientTarget.readHeaders(reader)
         configuration.compression = reader.choice("compression", default: .gzip)
         configuration.helper = ExporterHelperConfiguration.decode(reader, defaultTimeout: .seconds(5))
-        reader.refuse(
-            "balancer_name",
-            because: "spreading requests over every address a name resolves to is not built yet; otlpd connects to the first address that answers")
+        configuration.balancer = reader.choice("balancer_name", default: .roundRobin)
         reader.accept("keepalive", "read_buffer_size", "write_buffer_size", "wait_for_ready")
         return configuration
     }

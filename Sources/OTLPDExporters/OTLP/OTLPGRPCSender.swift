@@ -2,6 +2,7 @@ import NIOCore
 import OTLPDCompression
 import OTLPDCore
 import OTLPDHTTP
+import OTLPDSystem
 import OTLPDTransport
 import OTLPDWire
 
@@ -10,7 +11,7 @@ import OTLPDWire
 /// (requests one after another are one request), compressed when asked.
 package final class OTLPGRPCSender: UpstreamSender {
     let configuration: OTLPGRPCExporterConfiguration
-    let client: HTTP2Client
+    let client: RoundRobinHTTP2Client
     /// The fixed headers of every call, after the pseudo-headers.
     private let baseHeaders: [HTTPHeaderField]
     private let coding: ContentCoding
@@ -18,9 +19,14 @@ package final class OTLPGRPCSender: UpstreamSender {
     package init(configuration: OTLPGRPCExporterConfiguration, settings: ComponentSettings) throws {
         self.configuration = configuration
         let tls = try configuration.tls?.makeContext(protocols: ["h2"])
-        self.client = HTTP2Client(
+        let pickFirst = configuration.balancer == .pickFirst
+        self.client = RoundRobinHTTP2Client(
             host: configuration.endpoint.host, port: configuration.endpoint.port, tls: tls, serverName: configuration.tls?.serverNameOverride,
-            group: settings.eventLoopGroup)
+            group: settings.eventLoopGroup,
+            resolve: { host in
+                let addresses = try AddressResolver.addresses(of: host)
+                return pickFirst ? Array(addresses.prefix(1)) : addresses
+            })
         switch configuration.compression {
         case .gzip: self.coding = .gzip
         case .zstd: self.coding = .zstd

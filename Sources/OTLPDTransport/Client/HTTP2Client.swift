@@ -35,9 +35,13 @@ public final class HTTP2Client: Sendable {
         let handler: NIOLoopBound<HTTP2ClientHandler>
     }
 
-    /// `tls` nil: plain text (h2c with prior knowledge).
+    /// `:authority`: the name the upstream was configured by, whichever of its addresses this connects to.
+    public let authority: String
+
+    /// `tls` nil: plain text (h2c with prior knowledge). `host` may be one
+    /// address of a name; `authority` and `serverName` then carry the name.
     public init(
-        host: String, port: Int, tls: NIOSSLContext?, serverName: String? = nil, group: any EventLoopGroup,
+        host: String, port: Int, tls: NIOSSLContext?, serverName: String? = nil, authority: String? = nil, group: any EventLoopGroup,
         settings: HTTP2ClientSettings = HTTP2ClientSettings()
     ) {
         self.host = host
@@ -46,11 +50,7 @@ public final class HTTP2Client: Sendable {
         self.serverName = serverName
         self.group = group
         self.settings = settings
-    }
-
-    /// `host:port`, as `:authority` carries it.
-    public var authority: String {
-        self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
+        self.authority = authority ?? (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
     }
 
     /// Sends one request and waits for its whole response, until `deadline`.
