@@ -455,3 +455,41 @@ def test_pick_first_uses_one_address(otlpd, tmp_path, two_address_name):
     finally:
         first.stop()
         second.stop()
+
+
+def test_status_shows_each_forwarding_exporter(otlpd, otlpd_binary, tmp_path):
+    import json
+    port = free_port()
+    forwarder = otlpd.start(forwarder_config(tmp_path, f"127.0.0.1:{port}", exporter={"retry_on_failure": {"initial_interval": "100ms"}}))
+    status_argv = ("status", "--endpoint", f"127.0.0.1:{forwarder.telemetry_port}")
+    outcome = []
+
+    def send():
+        with grpc.insecure_channel(forwarder.grpc_target) as channel:
+            try:
+                grpc_export(channel, trace_request("waiting", 3), timeout=4)
+                outcome.append("OK")
+            except grpc.RpcError as error:
+                outcome.append(error.code())
+
+    waiting = threading.Thread(target=send)
+    waiting.start()
+    forwarder.wait_for_log("does not confirm")
+    text = run_otlpd(otlpd_binary, *status_argv).stdout
+    line = [l for l in text.splitlines() if l.startswith("otlp_grpc")]
+    assert len(line) == 1, text
+    assert f"127.0.0.1:{port}" in line[0] and "retrying" in line[0] and "1 req" in line[0] and "connection refused" in line[0], line[0]
+    waiting.join(10)
+    assert outcome == [grpc.StatusCode.UNAVAILABLE]
+    exporters = json.loads(run_otlpd(otlpd_binary, *status_argv, "--json").stdout)["exporters"]
+    assert exporters[0]["state"] == "down" and exporters[0]["failed"] == 3 and exporters[0]["queue"]["requests"] == 0, exporters
+
+    sink = GrpcSink(port=port)
+    try:
+        with grpc.insecure_channel(forwarder.grpc_target) as channel:
+            grpc_export(channel, trace_request("arrived", 2), timeout=5)
+        exporters = json.loads(run_otlpd(otlpd_binary, *status_argv, "--json").stdout)["exporters"]
+        assert exporters[0]["state"] == "connected" and exporters[0]["sent"] == 2, exporters
+        assert "connection refused" in exporters[0]["lastError"], "the last error stays shown after recovery"
+    finally:
+        sink.stop()

@@ -10,6 +10,8 @@ public final class SelfTelemetry: Sendable {
     let resourceLabels: [(String, String)]
     /// otlpd's version, which clients it makes announce (`User-Agent`).
     public let serviceVersion: String
+    /// The forwarding exporters' own account of themselves, for `/services` and `otlpd status`.
+    public let exporterStatus = ExporterStatusBoard()
 
     public init(serviceVersion: String = "", serviceInstanceID: String = SelfTelemetry.randomInstanceID()) {
         self.serviceVersion = serviceVersion

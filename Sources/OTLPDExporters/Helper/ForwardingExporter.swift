@@ -32,6 +32,10 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
         /// Since when attempts fail, and the latest failure; nil while the upstream confirms.
         var failingSince: ContinuousClock.Instant?
         var lastFailure: AttemptFailure?
+        /// The latest failure of all, kept after the upstream recovers, for the status page.
+        var lastError: (text: String, at: ContinuousClock.Instant)?
+        var sentItems = 0
+        var failedItems = 0
     }
 
     package init(helper: ExporterHelperConfiguration, sender: Sender, signals: Set<Signal>, settings: ComponentSettings) {
@@ -47,19 +51,44 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
         self.queues = queues
         self.retries = retries
         self.counters = settings.telemetry.exporter(settings.id)
+        self.statusBoard = settings.telemetry.exporterStatus
         self.id = settings.id
         var logger = settings.logger
         logger[metadataKey: "upstream"] = "\(sender.upstream)"
         self.logger = logger
     }
 
-    package func start() async throws {}
+    let statusBoard: ExporterStatusBoard
+
+    package func start() async throws {
+        self.statusBoard.register(self, id: self.id.description) { [weak self] in
+            self?.status() ?? ExporterStatus(
+                exporter: "", target: "", state: .down, queuedRequests: 0, queuedBytes: 0, oldestAge: nil, sent: 0, failed: 0, lastError: nil,
+                lastErrorAge: nil)
+        }
+    }
+
+    /// For `/services` and `otlpd status`.
+    package func status() -> ExporterStatus {
+        let now = ContinuousClock.now
+        let depths = self.queues.values.map(\.depth)
+        let oldest = depths.compactMap(\.oldest).min()
+        let requests = depths.reduce(0) { $0 + $1.requests }
+        return self.state.withLockedValue { state in
+            let stateName: ExporterStatus.State = state.failingSince == nil ? .connected : requests > 0 ? .retrying : .down
+            return ExporterStatus(
+                exporter: self.id.description, target: self.sender.upstream, state: stateName, queuedRequests: requests,
+                queuedBytes: depths.reduce(0) { $0 + $1.bytes }, oldestAge: oldest.map { now - $0 }, sent: state.sentItems,
+                failed: state.failedItems, lastError: state.lastError?.text, lastErrorAge: state.lastError.map { now - $0.at })
+        }
+    }
 
     package func beginShutdown(deadline: ContinuousClock.Instant) async {
         self.state.withLockedValue { $0.shutdownDeadline = deadline }
     }
 
     package func shutdown() async {
+        self.statusBoard.unregister(self)
         await self.sender.shutdown()
     }
 
@@ -70,7 +99,7 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
         let request = batch
         let (signal, items) = (request.signal, request.itemCount)
         guard let queue = self.queues[signal] else { throw .permanent("exporter \(self.id) takes no \(signal)") }
-        guard let outcome = await queue.withConsumer({ await self.deliver(request, arrived: arrived) }) else {
+        guard let outcome = await queue.withConsumer(bytes: request.byteCount, { await self.deliver(request, arrived: arrived) }) else {
             self.counters.enqueueFailed.add(items, for: signal)
             throw .retryable(
                 "exporter \(self.id) holds as many batches as its sending queue allows (queue_size \(queue.capacity)); retry later",
@@ -79,8 +108,10 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
         switch outcome {
         case .success:
             self.counters.sent.add(items, for: signal)
+            self.state.withLockedValue { $0.sentItems += items }
         case .failure(let error):
             self.counters.sendFailed.add(items, for: signal)
+            self.state.withLockedValue { $0.failedItems += items }
             throw error
         }
     }
@@ -158,6 +189,7 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
             let first = state.failingSince == nil
             if first { state.failingSince = .now }
             state.lastFailure = failure
+            state.lastError = (failure.description, .now)
             guard let diagnosis = failure.diagnosis else { return (first, false) }
             return (first, state.diagnosed.insert(diagnosis).inserted)
         }

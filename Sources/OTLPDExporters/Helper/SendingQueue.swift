@@ -18,6 +18,16 @@ package final class MemorySendingQueue: Sendable {
         var sending = 0
         var waiting: [CheckedContinuation<Void, Never>] = []
         var nextWaiter = 0
+        /// Each held batch's arrival and size, for the status page.
+        var entries: [UInt64: (arrived: ContinuousClock.Instant, bytes: Int)] = [:]
+        var nextEntry: UInt64 = 0
+    }
+
+    /// Batches held, their bytes, and the arrival of the oldest.
+    package var depth: (requests: Int, bytes: Int, oldest: ContinuousClock.Instant?) {
+        self.state.withLockedValue { state in
+            (state.held, state.entries.values.reduce(0) { $0 + $1.bytes }, state.entries.values.map(\.arrived).min())
+        }
     }
 
     /// Set to the number held at each change.
@@ -35,16 +45,19 @@ package final class MemorySendingQueue: Sendable {
     package var size: Int { self.state.withLockedValue { $0.held } }
 
     /// Runs `send` once a consumer is free; nil without running it when the queue is full.
-    package func withConsumer<Result>(_ send: () async -> Result) async -> Result? {
-        let (admitted, mustWait) = self.state.withLockedValue { state -> (Bool, Bool) in
-            guard state.held < self.capacity else { return (false, false) }
+    package func withConsumer<Result>(bytes: Int = 0, _ send: () async -> Result) async -> Result? {
+        let (admitted, mustWait, entry) = self.state.withLockedValue { state -> (Bool, Bool, UInt64) in
+            guard state.held < self.capacity else { return (false, false, 0) }
             state.held += 1
             self.sizeGauge?.set(state.held)
+            let entry = state.nextEntry
+            state.nextEntry += 1
+            state.entries[entry] = (.now, bytes)
             if state.sending < self.consumers {
                 state.sending += 1
-                return (true, false)
+                return (true, false, entry)
             }
-            return (true, true)
+            return (true, true, entry)
         }
         guard admitted else { return nil }
         if mustWait {
@@ -65,6 +78,7 @@ package final class MemorySendingQueue: Sendable {
         let result = await send()
         let next = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
             state.held -= 1
+            state.entries.removeValue(forKey: entry)
             self.sizeGauge?.set(state.held)
             guard state.nextWaiter < state.waiting.count else {
                 state.sending -= 1

@@ -82,10 +82,14 @@ final class TelemetryRequestHandler: RequestHandler {
                 status: 200, headers: [HTTPHeaderField("content-type", "text/plain; version=0.0.4; charset=utf-8")],
                 body: ByteBuffer(string: self.telemetry.prometheusText()))
         case "/services":
+            let exporters = self.telemetry.exporterStatus.snapshot()
             if query.split(separator: "&").contains("format=text") {
-                return Self.text(200, self.services.table())
+                return Self.text(200, self.services.table() + ExporterStatusView.table(exporters))
             }
-            return ServerResponse(status: 200, headers: [HTTPHeaderField("content-type", "application/json")], body: ByteBuffer(string: self.services.json()))
+            var json = self.services.json()
+            json.removeLast()  // the closing brace: the exporters go in the same object
+            json += ",\"exporters\":\(ExporterStatusView.json(exporters))}"
+            return ServerResponse(status: 200, headers: [HTTPHeaderField("content-type", "application/json")], body: ByteBuffer(string: json))
         default:
             return Self.text(404, "unknown path \(path); paths here: /metrics, /services\n")
         }
