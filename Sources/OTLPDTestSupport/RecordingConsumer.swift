@@ -42,7 +42,7 @@ public final class RecordingConsumer: Consumer {
         for waiter in waiters { waiter.resume() }
     }
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         let batch = batch
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let wait = self.state.withLockedValue { state -> Bool in
@@ -57,6 +57,7 @@ public final class RecordingConsumer: Consumer {
             return nil
         }
         if let failure { throw failure }
+        return .all
     }
 }
 

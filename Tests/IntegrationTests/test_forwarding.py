@@ -2,6 +2,7 @@
 sinks that answer as each test scripts them. What a client is told must
 match what reached the upstream: success only for data the upstream
 confirmed, a retryable error otherwise, a permanent refusal passed back."""
+import json
 import signal
 import subprocess
 import threading
@@ -137,10 +138,19 @@ def test_partial_success_is_logged_with_the_upstreams_message(otlpd, tmp_path):
     try:
         forwarder = otlpd.start(forwarder_config(tmp_path, sink.endpoint))
         with grpc.insecure_channel(forwarder.grpc_target) as channel:
-            grpc_export(channel, trace_request("partly", 5))
+            response = grpc_export(channel, trace_request("partly", 5))
+        # Passed back to the client: its request was the whole batch.
+        assert response.partial_success.rejected_spans == 2, response
+        assert "2 spans too old" in response.partial_success.error_message and sink.endpoint in response.partial_success.error_message
+        request = trace_request("partly-http", 3)
+        result = curl("-H", "Content-Type: application/json", forwarder.http_url(), data=json.dumps(to_otlp_json(request)).encode(),
+                      workdir=tmp_path)
+        assert result.statuses == [200], result.verbose
+        partial = json.loads(result.body)["partialSuccess"]
+        assert partial["rejectedSpans"] == "2" and "2 spans too old" in partial["errorMessage"], partial
         line = forwarder.wait_for_log("rejected part of a batch")
         assert line[0].fields["rejected"] == "2" and line[0].fields["reason"] == "2 spans too old", line[0].raw
-        assert len(sink.calls) == 1, "a partial success is not retried"
+        assert len(sink.calls) == 2, "a partial success is not retried"
     finally:
         sink.stop()
 

@@ -117,7 +117,8 @@ def test_partial_success_is_logged(otlpd, tmp_path):
     try:
         forwarder = otlpd.start(forwarder_config(tmp_path, {"endpoint": sink.url}))
         with grpc.insecure_channel(forwarder.grpc_target) as channel:
-            grpc_export(channel, trace_request("partly", 3))
+            response = grpc_export(channel, trace_request("partly", 3))
+        assert response.partial_success.rejected_spans == 1 and "one too old" in response.partial_success.error_message
         line = forwarder.wait_for_log("rejected part of a batch")
         assert line[0].fields["rejected"] == "1" and line[0].fields["reason"] == "one too old"
     finally:

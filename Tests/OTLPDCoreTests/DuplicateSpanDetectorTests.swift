@@ -37,3 +37,17 @@ struct DuplicateSpanDetectorTests {
         #expect(self.check(detector, [42]) == [false])
     }
 }
+
+struct KeptTests {
+    @Test("fan-out takes the larger rejection, a split adds them up, a merged request's share is capped at its items")
+    func combinations() {
+        let two = Kept(rejected: 2, message: "old")
+        let five = Kept(rejected: 5, message: "late")
+        #expect(Kept.all.alongside(.all) == .all)
+        #expect(Kept.all.alongside(two) == two)
+        #expect(two.alongside(five) == Kept(rejected: 5, message: "old; late"))
+        #expect(two.plus(five) == Kept(rejected: 7, message: "old; late"))
+        #expect(five.share(of: 3) == Kept(rejected: 3, message: "late"))
+        #expect(two.share(of: 3) == two)
+    }
+}

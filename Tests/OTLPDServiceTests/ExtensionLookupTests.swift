@@ -32,7 +32,7 @@ struct ExtensionLookupTests {
     struct Probe: Exporter {
         func start() async throws {}
         func shutdown() async {}
-        func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {}
+        func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept { .all }
     }
 
     @Test("an exporter's settings hold every running extension of service.extensions, by id")

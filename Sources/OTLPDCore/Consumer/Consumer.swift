@@ -7,8 +7,44 @@
 ///
 /// The batch is handed over: a stage that replaces it (an attribute rewrite)
 /// lets the original go, so its bytes are freed while the new ones wait on.
+/// What comes back says what was kept: everything, or all but the items an
+/// upstream rejected (OTLP's partial success), which the client is told.
 public protocol Consumer: Sendable {
-    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError)
+    @discardableResult
+    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept
+}
+
+/// What a stage kept of a batch: all of it, or all but `rejected` items,
+/// with the reason (an upstream's `partial_success`).
+public struct Kept: Sendable, Equatable {
+    public var rejected: Int
+    public var message: String?
+
+    public init(rejected: Int = 0, message: String? = nil) {
+        self.rejected = rejected
+        self.message = message
+    }
+
+    public static let all = Kept()
+
+    /// The same items went to both (a fan-out to two exporters): the larger rejection, both reasons.
+    public func alongside(_ other: Kept) -> Kept {
+        guard other.rejected > 0 || other.message != nil else { return self }
+        guard self.rejected > 0 || self.message != nil else { return other }
+        let messages = [self.message, other.message].compactMap { $0 }
+        return Kept(rejected: max(self.rejected, other.rejected), message: messages.isEmpty ? nil : messages.joined(separator: "; "))
+    }
+
+    /// Another part of the same batch (a split): the rejections add up.
+    public func plus(_ other: Kept) -> Kept {
+        let messages = [self.message, other.message].compactMap { $0 }
+        return Kept(rejected: self.rejected + other.rejected, message: messages.isEmpty ? nil : messages.joined(separator: "; "))
+    }
+
+    /// What one request of a merged batch is told: the rejection, at most its own items.
+    public func share(of items: Int) -> Kept {
+        self.rejected > items ? Kept(rejected: items, message: self.message) : self
+    }
 }
 
 /// Why a stage could not take a batch, and whether the client may retry it.
@@ -58,11 +94,12 @@ public struct FanOutConsumer: Consumer {
         self.consumers = consumers
     }
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
-        guard let last = self.consumers.last else { return }
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
+        guard let last = self.consumers.last else { return .all }
+        var kept = Kept.all
         for consumer in self.consumers.dropLast() {
-            try await consumer.consume(copy batch)
+            kept = kept.alongside(try await consumer.consume(copy batch))
         }
-        try await last.consume(batch)
+        return kept.alongside(try await last.consume(batch))
     }
 }

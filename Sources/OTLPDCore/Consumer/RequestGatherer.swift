@@ -24,9 +24,9 @@ public struct GathererFeed: Consumer {
         self.gatherer = gatherer
     }
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         self.gatherer.requestEntered()
         defer { self.gatherer.requestLeft() }
-        try await self.next.consume(batch)
+        return try await self.next.consume(batch)
     }
 }

@@ -26,8 +26,9 @@ public final class DebugExporter: Exporter {
 
     public func start() async throws {}
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         await self.printer.print(batch)
+        return .all
     }
 
     public func shutdown() async {

@@ -56,10 +56,10 @@ public final class FileExporter: Exporter {
         self.appenders.withLockedValue { $0.byPath.values.reduce(0) { $0 + $1.syncCount } }
     }
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         guard let groupBy = self.configuration.groupBy else {
             try await self.appender(for: batch.signal, group: nil).append(self.record(batch.parts, signal: batch.signal))
-            return
+            return .all
         }
         // A file per attribute value: split the request by resource (slices, no copies).
         var groups: [String: [ByteBuffer]] = [:]
@@ -74,6 +74,7 @@ public final class FileExporter: Exporter {
         for key in order {
             try await self.appender(for: batch.signal, group: key).append(self.record(groups[key]!, signal: batch.signal))
         }
+        return .all
     }
 
     /// What one request adds to its file. Uncompressed JSON is rendered by

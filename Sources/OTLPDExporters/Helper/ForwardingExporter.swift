@@ -94,7 +94,7 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
 
     package var countsItsOwnSends: Bool { true }
 
-    package func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    package func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         let arrived = ContinuousClock.now
         let request = batch
         let (signal, items) = (request.signal, request.itemCount)
@@ -106,9 +106,10 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
                 after: .seconds(1))
         }
         switch outcome {
-        case .success:
+        case .success(let kept):
             self.counters.sent.add(items, for: signal)
             self.state.withLockedValue { $0.sentItems += items }
+            return kept
         case .failure(let error):
             self.counters.sendFailed.add(items, for: signal)
             self.state.withLockedValue { $0.failedItems += items }
@@ -117,7 +118,7 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
     }
 
     /// Attempts until the upstream confirms, refuses for good, or the deadline comes.
-    private func deliver(_ batch: TelemetryBatch, arrived: ContinuousClock.Instant) async -> Result<Void, ConsumeError> {
+    private func deliver(_ batch: TelemetryBatch, arrived: ContinuousClock.Instant) async -> Result<Kept, ConsumeError> {
         var schedule = RetrySchedule(policy: self.helper.retry, start: arrived)
         var lastFailure: AttemptFailure?
         while true {
@@ -127,12 +128,16 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
             switch await self.sender.send(batch, deadline: min(now + self.helper.timeout, deadline)) {
             case .confirmed(let partial):
                 self.confirmed()
-                if let partial {
-                    self.logger.warning(
-                        "the upstream rejected part of a batch",
-                        metadata: ["rejected": "\(partial.rejected)", "items": "\(batch.itemCount)", "reason": "\(partial.message)"])
-                }
-                return .success(())
+                guard let partial else { return .success(.all) }
+                self.logger.warning(
+                    "the upstream rejected part of a batch",
+                    metadata: ["rejected": "\(partial.rejected)", "items": "\(batch.itemCount)", "reason": "\(partial.message)"])
+                // Passed back to the clients in their responses' partial_success.
+                let rejected = Int(clamping: max(0, partial.rejected))
+                return .success(
+                    Kept(
+                        rejected: min(rejected, batch.itemCount),
+                        message: "the upstream \(self.sender.upstream) rejected \(rejected) of \(batch.itemCount): \(partial.message)"))
             case .failed(let failure):
                 lastFailure = failure
                 self.failed(failure)

@@ -7,7 +7,7 @@ public struct NopExporter: Exporter {
 
     public func start() async throws {}
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {}
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept { .all }
 
     public func shutdown() async {}
 }

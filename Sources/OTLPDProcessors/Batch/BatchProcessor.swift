@@ -27,7 +27,7 @@ public final class BatchProcessor: Processor, RequestGatherer {
     /// What a waiting request is told when it is woken.
     enum Turn {
         /// Its batch was handed on, with this outcome.
-        case done(Result<Void, ConsumeError>)
+        case done(Result<Kept, ConsumeError>)
         /// Its batch goes now, and this request's task sends it and answers the others.
         case send(Machine.Dispatch)
     }
@@ -50,11 +50,10 @@ public final class BatchProcessor: Processor, RequestGatherer {
 
     public func start() async throws {}
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         if self.configuration.timeout == .zero && self.configuration.sendBatchMaxSize == 0 {
             // Nothing to wait for: hand it on in this task.
-            try await self.next.consume(batch)
-            return
+            return try await self.next.consume(batch)
         }
         let items = batch.itemCount
         let memoryTight = self.memory?.isRefusing ?? false
@@ -64,8 +63,7 @@ public final class BatchProcessor: Processor, RequestGatherer {
             self.count(trigger)
             let outcome = await self.send(batch)
             self.wake(self.state.withLockedValue { $0.sendFinished(answered: 1) })
-            try outcome.get()
-            return
+            return try outcome.get()
         }
         let batch = batch
         let turn = await withCheckedContinuation { (waiter: Waiter) in
@@ -77,11 +75,12 @@ public final class BatchProcessor: Processor, RequestGatherer {
             // the dispatch's sender): no new task and no thread hop.
             if let dispatch { dispatch.sender.resume(returning: .send(dispatch)) }
         }
+        // Of a merged batch's rejection, each request is told at most its own items.
         switch turn {
         case .done(let outcome):
-            try outcome.get()
+            return try outcome.get().share(of: items)
         case .send(let dispatch):
-            try await self.run(dispatch).get()
+            return try await self.run(dispatch).get().share(of: items)
         }
     }
 
@@ -99,7 +98,7 @@ public final class BatchProcessor: Processor, RequestGatherer {
 
     /// Sends a batch from its sender's task and answers its other requests;
     /// then, if the next batch is due, wakes one of its requests to send it.
-    private func run(_ dispatch: Machine.Dispatch) async -> Result<Void, ConsumeError> {
+    private func run(_ dispatch: Machine.Dispatch) async -> Result<Kept, ConsumeError> {
         self.count(dispatch.trigger)
         let requests = dispatch.requests
         // Requests one after another are one valid request: merging lists their buffers and copies nothing.
@@ -132,13 +131,12 @@ public final class BatchProcessor: Processor, RequestGatherer {
 
     /// Hands a batch on (in copies of at most `send_batch_max_size` items,
     /// cut inside resources where needed) and returns the outcome.
-    private func send(_ batch: consuming TelemetryBatch) async -> Result<Void, ConsumeError> {
+    private func send(_ batch: consuming TelemetryBatch) async -> Result<Kept, ConsumeError> {
         let maxItems = self.configuration.sendBatchMaxSize
         guard maxItems > 0, batch.itemCount > maxItems else {
             self.metrics?.sendSize.record(batch.itemCount)
             do throws(ConsumeError) {
-                try await self.next.consume(batch)
-                return .success(())
+                return .success(try await self.next.consume(batch))
             } catch {
                 return .failure(error)
             }
@@ -149,16 +147,17 @@ public final class BatchProcessor: Processor, RequestGatherer {
         let copied = parts.count > 1 ? parts.reduce(0) { $0 + $1.byteCount } : 0
         self.memory?.charge(copied)
         defer { self.memory?.release(copied) }
-        var outcome: Result<Void, ConsumeError> = .success(())
+        var kept = Kept.all
+        var failure: ConsumeError?
         for var part in parts {
             part.deadline = batch.deadline
             do throws(ConsumeError) {
-                try await self.next.consume(part)
+                kept = kept.plus(try await self.next.consume(part))
             } catch {
-                outcome = .failure(error)
+                failure = error
             }
         }
-        return outcome
+        return failure.map { .failure($0) } ?? .success(kept)
     }
 
     public func beginShutdown() async {

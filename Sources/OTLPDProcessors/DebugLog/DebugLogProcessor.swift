@@ -32,9 +32,9 @@ public final class DebugLogProcessor: Processor {
 
     public func start() async throws {}
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         await self.printer.print(batch)
-        try await self.next.consume(batch)
+        return try await self.next.consume(batch)
     }
 
     public func shutdown() async {

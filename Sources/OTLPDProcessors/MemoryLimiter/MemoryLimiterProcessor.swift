@@ -85,7 +85,7 @@ public final class MemoryLimiterProcessor: Processor {
         self.check.withLockedValue { $0 = task }
     }
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         // The byte count is enforced where requests come in: a request that got
         // this far was admitted and its bytes are already counted, so only the
         // process-size check can turn it back here.
@@ -93,7 +93,7 @@ public final class MemoryLimiterProcessor: Processor {
             self.noteRefusing()
             throw .retryable(Self.message, after: self.memory.retryAfter)
         }
-        try await self.next.consume(batch)
+        return try await self.next.consume(batch)
     }
 
     public func shutdown() async {

@@ -30,7 +30,7 @@ public final class ResourceProcessor: Processor {
     public func start() async throws {}
     public func shutdown() async {}
 
-    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    public func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         let editor = Editor(actions: self.configuration.actions, scratch: RegexScratch(groups: self.captureGroups))
         let rewritten: TelemetryBatch?
         do {
@@ -41,9 +41,9 @@ public final class ResourceProcessor: Processor {
         if let rewritten {
             // The original's bytes are freed now, not when the whole pipeline is done.
             _ = consume batch
-            try await self.next.consume(rewritten)
+            return try await self.next.consume(rewritten)
         } else {
-            try await self.next.consume(batch)
+            return try await self.next.consume(batch)
         }
     }
 

@@ -149,14 +149,17 @@ package final class OTLPRequestHandler: RequestHandler {
         } catch {
             return self.grpcRefusal(head, .invalidArgument, "message is not a valid \(Self.requestName(signal)): \(error)")
         }
+        let kept: Kept
         do throws(ConsumeError) {
             let extra = compressed ? payload.readableBytes : 0
-            try await self.deliver(consume payload, signal: signal, items: summary.itemCount, to: consumer, via: .grpc, head: head, extraBytes: extra)
+            kept = try await self.deliver(
+                consume payload, signal: signal, items: summary.itemCount, to: consumer, via: .grpc, head: head, extraBytes: extra)
         } catch {
             return self.grpcRefusal(head, error)
         }
         // Full success: the response message is empty, and so always the same.
-        return GRPCFraming.okEmptyResponse
+        guard kept.rejected > 0 || kept.message != nil else { return GRPCFraming.okEmptyResponse }
+        return GRPCFraming.okResponse(ResponseMessages.partialSuccess(rejected: kept.rejected, message: kept.message ?? ""))
     }
 
     private func grpcRefusal(_ head: ServerRequestHead, _ error: ConsumeError) -> ServerResponse {
@@ -238,11 +241,12 @@ package final class OTLPRequestHandler: RequestHandler {
             return self.httpRefusal(
                 head, status: 400, encoding: encoding, "body is not a valid \(Self.requestName(signal)): \(error)", extraHeaders: corsHeaders)
         }
+        let kept: Kept
         do throws(ConsumeError) {
             // Bytes made here (decompressed, decoded from JSON) count too, besides the body the transport counted.
             let extra = (coding == .identity ? 0 : body.readableBytes) + (encoding == .json ? payload.readableBytes : 0)
             _ = consume body
-            try await self.deliver(
+            kept = try await self.deliver(
                 consume payload, signal: signal, items: summary.itemCount, to: consumer, via: encoding == .json ? .httpJSON : .httpProtobuf, head: head,
                 extraBytes: extra)
         } catch {
@@ -260,6 +264,12 @@ package final class OTLPRequestHandler: RequestHandler {
         }
         // Full success: an empty Export*ServiceResponse, the same every time.
         var response = encoding == .json ? Self.okJSON : Self.okProtobuf
+        if kept.rejected > 0 || kept.message != nil {
+            response.body =
+                encoding == .json
+                ? ResponseMessages.partialSuccessJSON(signal: signal, rejected: kept.rejected, message: kept.message ?? "")
+                : ResponseMessages.partialSuccess(rejected: kept.rejected, message: kept.message ?? "")
+        }
         response.headers += corsHeaders
         return response
     }
@@ -324,7 +334,7 @@ package final class OTLPRequestHandler: RequestHandler {
         via ingest: IngestProtocol,
         head: ServerRequestHead,
         extraBytes: Int
-    ) async throws(ConsumeError) {
+    ) async throws(ConsumeError) -> Kept {
         let counters = ingest == .grpc ? self.grpcCounters : self.httpCounters
         let wrongPort = (ingest == .grpc) != (head.client.role == .grpc)
         // Read while the bytes are still in cache; recorded once the outcome is known.
@@ -335,9 +345,10 @@ package final class OTLPRequestHandler: RequestHandler {
             throw .retryable(Self.overloadedMessage, after: self.memory.retryAfter)
         }
         defer { self.memory.release(extraBytes) }
+        let delivered: Kept
         do throws(ConsumeError) {
             // Handed over: a stage that replaces the request frees these bytes while the rest of the pipeline works.
-            try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: items, deadline: Self.deadline(head)))
+            delivered = try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: items, deadline: Self.deadline(head)))
         } catch {
             (error.isRetryable ? counters.refused : counters.failed).add(items, for: signal)
             if let sighting { self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources) }
@@ -350,6 +361,7 @@ package final class OTLPRequestHandler: RequestHandler {
             kept.countDuplicates(observer)
             observer.accepted(signal: signal, via: ingest, wrongPort: wrongPort, resources: kept.resources)
         }
+        return delivered
     }
 
     /// When the client stops waiting: gRPC says so in `grpc-timeout`; OTLP/HTTP has no such header.

@@ -368,10 +368,10 @@ struct GatedConsumer: Consumer {
     let next: any Consumer
     let gate: InFlightGate
 
-    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         self.gate.enter()
         defer { self.gate.leave() }
-        try await self.next.consume(batch)
+        return try await self.next.consume(batch)
     }
 }
 
@@ -380,15 +380,17 @@ struct ExporterMeter: Consumer {
     let exporter: any Exporter
     let counters: ExporterCounters
 
-    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         let (items, signal) = (batch.itemCount, batch.signal)
+        let kept: Kept
         do {
-            try await self.exporter.consume(batch)
+            kept = try await self.exporter.consume(batch)
         } catch {
             self.counters.sendFailed.add(items, for: signal)
             throw error
         }
         self.counters.sent.add(items, for: signal)
+        return kept
     }
 }
 
@@ -397,8 +399,8 @@ struct ItemMeter: Consumer {
     let next: any Consumer
     let counter: TelemetryCounter
 
-    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) {
+    func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
         self.counter.add(batch.itemCount)
-        try await self.next.consume(batch)
+        return try await self.next.consume(batch)
     }
 }

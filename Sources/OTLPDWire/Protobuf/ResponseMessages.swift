@@ -82,6 +82,49 @@ package enum ResponseMessages {
         return sink.byteBuffer()
     }
 
+    /// An `Export*ServiceResponse` whose `partial_success` (field 1) holds
+    /// the rejected count (field 1 in every signal's message) and the reason (field 2).
+    package static func partialSuccess(rejected: Int, message: String) -> ByteBuffer {
+        var inner = ByteSink(capacity: 16 + message.utf8.count)
+        if rejected > 0 {
+            inner.appendVarint(1 << 3)
+            inner.appendVarint(UInt64(rejected))
+        }
+        if !message.isEmpty {
+            inner.appendVarint(2 << 3 | 2)
+            inner.appendVarint(UInt64(message.utf8.count))
+            inner.append(contentsOf: message)
+        }
+        let body = inner.byteBuffer()
+        var outer = ByteSink(capacity: body.readableBytes + 8)
+        outer.appendVarint(1 << 3 | 2)
+        outer.appendVarint(UInt64(body.readableBytes))
+        outer.append(body)
+        return outer.byteBuffer()
+    }
+
+    /// The same in OTLP/JSON: `{"partialSuccess":{"rejectedSpans":"2","errorMessage":"..."}}`.
+    package static func partialSuccessJSON(signal: Signal, rejected: Int, message: String) -> ByteBuffer {
+        var sink = ByteSink(capacity: 64 + message.utf8.count)
+        let name: StaticString =
+            switch signal {
+            case .traces: "rejectedSpans"
+            case .metrics: "rejectedDataPoints"
+            case .logs: "rejectedLogRecords"
+            }
+        sink.append("{\"partialSuccess\":{\"")
+        sink.append(name)
+        sink.append("\":\"")
+        sink.appendDecimal(Int64(rejected))
+        sink.append("\",\"errorMessage\":\"")
+        var text = message
+        text.withUTF8 { utf8 in
+            JSONStringEscaper.append(WireBytes(start: utf8.baseAddress ?? WireReader.emptyBytes, count: utf8.count), to: &sink)
+        }
+        sink.append("\"}}")
+        return sink.byteBuffer()
+    }
+
     private static func pack(_ status: inout Google__Rpc__Status) -> ByteBuffer {
         let size = google__rpc__status__get_packed_size(&status)
         var buffer = ByteBufferAllocator().buffer(capacity: size)
