@@ -503,3 +503,50 @@ def test_status_shows_each_forwarding_exporter(otlpd, otlpd_binary, tmp_path):
         assert "connection refused" in exporters[0]["lastError"], "the last error stays shown after recovery"
     finally:
         sink.stop()
+
+
+def rotel_binary():
+    import importlib.util
+    import os
+    spec = importlib.util.find_spec("rotel")
+    assert spec and spec.submodule_search_locations, "the rotel wheel (requirements.txt) is not installed"
+    for location in spec.submodule_search_locations:
+        candidate = os.path.join(location, "rotel-agent")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise AssertionError("rotel-agent not found in the rotel wheel")
+
+
+@pytest.mark.parametrize("exporter", ["otlp_grpc", "otlp_http"])
+def test_forwards_into_rotel(otlpd, tmp_path, exporter):
+    """rotel, a collector we did not write, as the upstream: it takes what otlpd forwards over either
+    protocol and passes it on to a grpcio sink, where every span is counted."""
+    sink = GrpcSink()
+    grpc_port, http_port = free_port(), free_port()
+    rotel = subprocess.Popen(
+        [rotel_binary(), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}", "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+         "--exporter", "otlp", "--otlp-exporter-endpoint", f"http://{sink.endpoint}", "--otlp-exporter-protocol", "grpc",
+         "--pid-file", str(tmp_path / "rotel.pid"), "--log-file", str(tmp_path / "rotel.log")],
+        stdout=open(tmp_path / "rotel.stdout", "wb"), stderr=subprocess.STDOUT)
+    try:
+        import socket as socket_module
+
+        def listening():
+            with socket_module.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", grpc_port if exporter == "otlp_grpc" else http_port)) == 0
+        wait_until(listening, 10, "rotel listening")
+        settings = ({"endpoint": f"127.0.0.1:{grpc_port}", "tls": {"insecure": True}} if exporter == "otlp_grpc"
+                    else {"endpoint": f"http://127.0.0.1:{http_port}"})
+        forwarder = otlpd.start(base_config(tmp_path, processors={"batch": {}}, signals=("traces",), exporters={exporter: settings}))
+        sent = []
+        with grpc.insecure_channel(forwarder.grpc_target) as channel:
+            for index in range(5):
+                request = trace_request(f"to-rotel-{index}", 4)
+                grpc_export(channel, request)
+                sent += request_span_ids(request)
+        wait_until(lambda: sorted(sink.span_ids()) == sorted(sent), 10, f"all {len(sent)} spans through rotel at the sink")
+        assert forwarder.logs_matching("does not confirm") == []
+    finally:
+        rotel.terminate()
+        rotel.wait(10)
+        sink.stop()
