@@ -89,7 +89,7 @@ let package = Package(
         ),
         .target(
             name: "OTLPDReceivers",
-            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDTransport", "OTLPDHTTP", "OTLPDHTTP2", "OTLPDCompression", nioCore, logging],
+            dependencies: ["OTLPDCore", "OTLPDWire", "OTLPDTransport", "OTLPDHTTP", "OTLPDCompression", nioCore, logging],
             swiftSettings: swiftSettings
         ),
         // Files and debug lines written by a pool thread: shared by exporters and processors.

@@ -22,6 +22,14 @@ public struct ListenerConfiguration: Sendable {
         self.tls = tls
         self.http2 = http2
     }
+
+    /// HTTP/2's windows sized for bodies of up to `maxBodyBytes`, and at most
+    /// `maxConcurrentStreams` unanswered requests per connection.
+    public init(host: String, port: Int, role: ListenerRole, tls: TLSServerConfiguration?, maxBodyBytes: Int, maxConcurrentStreams: Int? = nil) {
+        var http2 = HTTP2ServerSettings.forBodies(upTo: maxBodyBytes)
+        if let maxConcurrentStreams { http2.maxConcurrentStreams = UInt32(clamping: maxConcurrentStreams) }
+        self.init(host: host, port: port, role: role, tls: tls, http2: http2)
+    }
 }
 
 /// One listening socket. Each accepted connection gets TCP_NODELAY, TLS if

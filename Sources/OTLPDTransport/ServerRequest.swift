@@ -69,12 +69,38 @@ public struct ServerRequestHead: Sendable {
 
 public struct ServerRequest: Sendable {
     public var head: ServerRequestHead
+    /// The body as sent; for a gRPC call, empty: its message is in `grpc`.
     public var body: ByteBuffer
+    /// A gRPC call's one message, taken out of its frame by the transport; nil for anything else.
+    public var grpc: GRPCMessage?
 
     public init(head: ServerRequestHead, body: ByteBuffer) {
         self.head = head
         self.body = body
     }
+
+    /// A request as the transport hands it on: a gRPC call's body deframed.
+    public init(framed head: ServerRequestHead, body: ByteBuffer) {
+        self.head = head
+        guard head.isGRPC else {
+            self.body = body
+            return
+        }
+        self.body = ByteBuffer()
+        do {
+            let (compressed, message) = try GRPCFraming.deframe(body)
+            self.grpc = .message(message, compressed: compressed)
+        } catch {
+            self.grpc = .malformed(error)
+        }
+    }
+}
+
+/// The message of a unary gRPC call, or why its body held none.
+public enum GRPCMessage: Sendable {
+    /// The message, still compressed (with the call's `grpc-encoding`) when flagged so.
+    case message(ByteBuffer, compressed: Bool)
+    case malformed(GRPCFraming.DeframeError)
 }
 
 /// A response for either HTTP version. Trailers exist on HTTP/2 only (gRPC status).

@@ -42,7 +42,7 @@ struct OTLPRequestHandlerTests {
 
     func grpc(_ message: ByteBuffer, path: String = "/opentelemetry.proto.collector.trace.v1.TraceService/Export", extra: [(String, String)] = [], role: ListenerRole = .grpc, client: String = "10.0.0.7") async -> ServerResponse {
         await self.handler.handle(
-            ServerRequest(head: self.head("POST", path, [("content-type", "application/grpc")] + extra, version: .http2, role: role, client: client), body: GRPCFraming.frame(message)))
+            ServerRequest(framed: self.head("POST", path, [("content-type", "application/grpc")] + extra, version: .http2, role: role, client: client), body: GRPCFraming.frame(message)))
     }
 
     /// The google.rpc.Status of an error body, as JSON.
@@ -200,7 +200,7 @@ struct OTLPRequestHandlerTests {
         framed.setInteger(UInt8(1), at: framed.readerIndex)
         let response = await self.handler.handle(
             ServerRequest(
-                head: self.head("POST", "/opentelemetry.proto.collector.trace.v1.TraceService/Export", [("content-type", "application/grpc"), ("grpc-encoding", "gzip")], version: .http2, role: .grpc),
+                framed: self.head("POST", "/opentelemetry.proto.collector.trace.v1.TraceService/Export", [("content-type", "application/grpc"), ("grpc-encoding", "gzip")], version: .http2, role: .grpc),
                 body: framed))
         #expect(response.trailers?.first { $0.name == "grpc-status" }?.value == "0")
     }

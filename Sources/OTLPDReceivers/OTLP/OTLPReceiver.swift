@@ -2,7 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import OTLPDCore
-import OTLPDHTTP2
+import OTLPDHTTP
 import OTLPDTransport
 
 /// The `otlp` receiver: a listener per configured protocol, both answering
@@ -27,15 +27,15 @@ public final class OTLPReceiver: Receiver {
     public func start() async throws {
         var specs: [ListenerConfiguration] = []
         if let grpc = self.configuration.grpc {
-            var http2 = HTTP2ServerSettings.forBodies(upTo: grpc.maxReceiveMessageBytes + 5)
-            http2.maxConcurrentStreams = UInt32(grpc.maxConcurrentStreams)
-            specs.append(ListenerConfiguration(host: grpc.endpoint.host, port: grpc.endpoint.port, role: .grpc, tls: grpc.tls, http2: http2))
+            specs.append(
+                ListenerConfiguration(
+                    host: grpc.endpoint.host, port: grpc.endpoint.port, role: .grpc, tls: grpc.tls,
+                    maxBodyBytes: grpc.maxReceiveMessageBytes + GRPCFraming.prefixLength, maxConcurrentStreams: grpc.maxConcurrentStreams))
         }
         if let http = self.configuration.http {
             specs.append(
                 ListenerConfiguration(
-                    host: http.endpoint.host, port: http.endpoint.port, role: .http, tls: http.tls,
-                    http2: HTTP2ServerSettings.forBodies(upTo: http.maxRequestBodyBytes)))
+                    host: http.endpoint.host, port: http.endpoint.port, role: .http, tls: http.tls, maxBodyBytes: http.maxRequestBodyBytes))
         }
         for spec in specs {
             let listener: Listener

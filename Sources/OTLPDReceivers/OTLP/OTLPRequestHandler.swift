@@ -125,11 +125,14 @@ package final class OTLPRequestHandler: RequestHandler {
         }
         let compressed: Bool
         let message: ByteBuffer
-        do {
-            // The body is handed on, not kept here (see `deliver`).
-            (compressed, message) = try GRPCFraming.deframe((consume request).body)
-        } catch {
+        // The transport took the message out of its frame; it is handed on, not kept here (see `deliver`).
+        switch (consume request).grpc {
+        case .message(let body, let flagged):
+            (compressed, message) = (flagged, body)
+        case .malformed(let error):
             return self.grpcRefusal(head, .invalidArgument, "malformed gRPC message frame (\(error))")
+        case nil:
+            return self.grpcRefusal(head, .internal, "the gRPC call reached the receiver without its message")
         }
         if compressed && coding == .identity {
             return self.grpcRefusal(head, .invalidArgument, "message flagged compressed but no grpc-encoding given")

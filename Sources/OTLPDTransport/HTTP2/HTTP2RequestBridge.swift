@@ -50,7 +50,7 @@ final class HTTP2RequestBridge: HTTP2ServerDelegate {
     }
 
     func handle(_ request: HTTP2Request, responder: HTTP2Responder) {
-        var serverRequest: ServerRequest? = ServerRequest(head: self.serverHead(request.head), body: request.body)
+        var serverRequest: ServerRequest? = ServerRequest(framed: self.serverHead(request.head), body: request.body)
         let handler = self.handler
         // Runs on this event loop until the pipeline first waits, so a request
         // that no stage holds is answered without a thread hop; after a wait it
