@@ -92,3 +92,23 @@ def test_otlp_http_over_tls_with_mutual_tls(otlpd, tmp_path, pki):
     request = trace_request("https", 2)
     send(down, request)
     assert span_ids_in(read_jsonl(directory / "out.jsonl")) == request_span_ids(request)
+    # otlpd's TLS port offers h2 by ALPN: the exporter took it.
+    assert len(down.logs_matching("chose HTTP/2")) == 1, down.stderr()
+    second = trace_request("https-again", 2)
+    send(down, second)
+    assert sorted(span_ids_in(read_jsonl(directory / "out.jsonl"))) == sorted(request_span_ids(request) + request_span_ids(second))
+
+
+def test_otlp_http_over_tls_to_an_http1_only_upstream(otlpd, tmp_path, pki):
+    from upstreams import HTTPSink
+    sink = HTTPSink(tls=(str(pki / "server.pem"), str(pki / "server.key")))
+    try:
+        config = base_config(tmp_path, processors={"batch": {}}, signals=("traces",), exporters={"otlp_http": {
+            "endpoint": sink.url, "tls": {"ca_file": str(pki / "ca.pem")}}})
+        down = otlpd.start(config)
+        request = trace_request("https-1.1", 2)
+        send(down, request)
+        assert sink.span_ids() == request_span_ids(request)
+        assert down.logs_matching("chose HTTP/2") == [], "no ALPN offered: it stays on HTTP/1.1"
+    finally:
+        sink.stop()

@@ -295,7 +295,7 @@ class HTTPSink:
     records each POST, decodes it (gzip or not, protobuf or JSON), and
     answers 200 or what `script` says for the first requests."""
 
-    def __init__(self, script: list | None = None, partial: tuple[int, str] | None = None):
+    def __init__(self, script: list | None = None, partial: tuple[int, str] | None = None, tls: tuple | None = None):
         import gzip as gzip_module
         from google.protobuf import json_format
         sink = self
@@ -357,12 +357,20 @@ class HTTPSink:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.scheme = "http"
+        if tls:
+            # HTTPS that offers no ALPN: an HTTP/1.1-only upstream.
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://localhost:{self.port}" if self.scheme == "https" else f"http://127.0.0.1:{self.port}"
 
     def span_ids(self) -> list[str]:
         with self.lock:

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import OTLPDCompression
 import OTLPDCore
@@ -17,12 +18,16 @@ package final class OTLPHTTPSender: UpstreamSender {
 
     package init(configuration: OTLPHTTPExporterConfiguration, settings: ComponentSettings) throws {
         self.configuration = configuration
-        let tls = try configuration.tls?.makeContext(protocols: ["http/1.1"])
+        // Over TLS the upstream may choose HTTP/2 (ALPN): then one connection carries every request.
+        let tls = try configuration.tls?.makeContext(protocols: ["h2", "http/1.1"])
         var clients: [Endpoint: HTTP1Client] = [:]
+        let logger = settings.logger
         for target in configuration.targets.values where clients[target.endpoint] == nil {
+            let endpoint = target.endpoint
             clients[target.endpoint] = HTTP1Client(
                 host: target.endpoint.host, port: target.endpoint.port, tls: target.secure ? tls : nil,
-                serverName: configuration.tls?.serverNameOverride, group: settings.eventLoopGroup)
+                serverName: configuration.tls?.serverNameOverride, group: settings.eventLoopGroup,
+                choseHTTP2: { logger.info("the upstream chose HTTP/2 (TLS ALPN): requests share one connection", metadata: ["upstream": "\(endpoint)"]) })
         }
         self.clients = clients
         switch configuration.compression {

@@ -3,13 +3,15 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import OTLPDHTTP
 
 /// Requests to one upstream address over HTTP/1.1 keep-alive connections:
 /// one request at a time on each (no pipelining), an idle one reused, a new
 /// one opened when none is idle. The caller bounds how many run at once.
 /// A request whose deadline passes closes its connection: HTTP/1.1 has no
-/// other way to cancel one.
+/// other way to cancel one. Over TLS it offers HTTP/2 too (ALPN), and an
+/// upstream that takes it gets every request on one HTTP/2 connection.
 public final class HTTP1Client: Sendable {
     public let host: String
     public let port: Int
@@ -17,6 +19,10 @@ public final class HTTP1Client: Sendable {
     private let tls: NIOSSLContext?
     private let serverName: String?
     private let idle = NIOLockedValueBox(Idle())
+    /// Set once the upstream chose HTTP/2 by ALPN: every request goes there from then on.
+    private let http2 = NIOLockedValueBox<HTTP2Client?>(nil)
+    /// Told once, when the upstream chose HTTP/2.
+    private let choseHTTP2: (@Sendable () -> Void)?
 
     private struct Idle {
         var connections: [Connection] = []
@@ -31,12 +37,29 @@ public final class HTTP1Client: Sendable {
     /// Idle connections kept for reuse; more are closed once answered.
     static let maxIdle = 16
 
-    public init(host: String, port: Int, tls: NIOSSLContext?, serverName: String? = nil, group: any EventLoopGroup) {
+    /// `tls` should offer `h2` and `http/1.1` by ALPN for the upstream to choose.
+    public init(
+        host: String, port: Int, tls: NIOSSLContext?, serverName: String? = nil, group: any EventLoopGroup,
+        choseHTTP2: (@Sendable () -> Void)? = nil
+    ) {
         self.host = host
         self.port = port
         self.tls = tls
         self.serverName = serverName
         self.group = group
+        self.choseHTTP2 = choseHTTP2
+    }
+
+    /// The upstream's HTTP/2 client once it chose HTTP/2, made once.
+    private func upgradedClient() -> HTTP2Client {
+        let (client, made) = self.http2.withLockedValue { current -> (HTTP2Client, Bool) in
+            if let current { return (current, false) }
+            let client = HTTP2Client(host: self.host, port: self.port, tls: self.tls, serverName: self.serverName, authority: self.authority, group: self.group)
+            current = client
+            return (client, true)
+        }
+        if made { self.choseHTTP2?() }
+        return client
     }
 
     public var authority: String {
@@ -44,7 +67,13 @@ public final class HTTP1Client: Sendable {
     }
 
     public func send(_ request: HTTPClientRequest, deadline: NIODeadline) async throws(HTTPClientError) -> HTTPClientResponse {
-        let connection = try await self.connection(deadline: deadline)
+        if let http2 = self.http2.withLockedValue({ $0 }) { return try await http2.send(request, deadline: deadline) }
+        let connection: Connection
+        do {
+            connection = try await self.connection(deadline: deadline)
+        } catch where error.message == Self.choseHTTP2Message {
+            return try await self.upgradedClient().send(request, deadline: deadline)
+        }
         let eventLoop = connection.channel.eventLoop
         let promise = eventLoop.makePromise(of: HTTPClientResponse.self)
         let handler = connection.handler
@@ -72,6 +101,7 @@ public final class HTTP1Client: Sendable {
 
     /// Closes the idle connections; later requests fail.
     public func shutdown() async {
+        if let http2 = self.http2.withLockedValue({ $0 }) { await http2.shutdown() }
         let connections = self.idle.withLockedValue { idle -> [Connection] in
             idle.closed = true
             defer { idle.connections = [] }
@@ -122,6 +152,7 @@ public final class HTTP1Client: Sendable {
                     if let tls {
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                         try sync.addHandler(TLSHandshakeDiagnosis())
+                        try sync.addHandler(ALPNProbe())
                     }
                     try sync.addHandler(HTTP1ResponseSniffer())
                     try sync.addHTTPClientHandlers()
@@ -134,10 +165,56 @@ public final class HTTP1Client: Sendable {
                     HTTPClientError(.connectFailed, "cannot connect to \(authority): \(ConnectFailure.describe(error))"))
             }
             .flatMap { channel in
-                channel.pipeline.handler(type: HTTP1ClientHandler.self).map { handler in
-                    Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                // Over TLS, nothing is sent before the upstream has said which protocol it takes.
+                let chosen: EventLoopFuture<String?> =
+                    tls == nil
+                    ? channel.eventLoop.makeSucceededFuture(nil)
+                    : channel.pipeline.handler(type: ALPNProbe.self).flatMap { $0.negotiated.futureResult }
+                return chosen.flatMap { chosenProtocol in
+                    guard chosenProtocol != "h2" else {
+                        channel.close(promise: nil)
+                        return channel.eventLoop.makeFailedFuture(HTTPClientError(.refused, Self.choseHTTP2Message))
+                    }
+                    return channel.pipeline.handler(type: HTTP1ClientHandler.self).map { handler in
+                        Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                    }
                 }
             }
+    }
+
+    /// Not an error a caller sees: the probe's way of saying the upstream took HTTP/2.
+    static let choseHTTP2Message = "the upstream chose HTTP/2 by ALPN"
+}
+
+/// Learns which protocol the TLS handshake settled on (ALPN), or why it failed.
+final class ALPNProbe: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    private(set) var negotiated: EventLoopPromise<String?>!
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.negotiated = context.eventLoop.makePromise(of: String?.self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.negotiated.fail(HTTPClientError(.connectionLost, "the connection closed during the TLS handshake"))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted(let chosen) = event {
+            self.negotiated.succeed(chosen)
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.negotiated.fail(error as? HTTPClientError ?? HTTPClientError(.connectFailed, "TLS handshake failed: \(error)"))
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.negotiated.fail(HTTPClientError(.connectionLost, "the connection closed during the TLS handshake"))
+        context.fireChannelInactive()
     }
 }
 
