@@ -112,3 +112,27 @@ def test_otlp_http_over_tls_to_an_http1_only_upstream(otlpd, tmp_path, pki):
         assert down.logs_matching("chose HTTP/2") == [], "no ALPN offered: it stays on HTTP/1.1"
     finally:
         sink.stop()
+
+
+def test_insecure_skip_verify_and_server_name_override(otlpd, tmp_path, pki):
+    directory = tmp_path / "upstream"
+    directory.mkdir(exist_ok=True)
+    # On every interface, so 127.0.0.2 (not in the certificate) reaches it too.
+    up = otlpd.start(base_config(directory, signals=("traces",), grpc={"endpoint": "0.0.0.0:0", "tls": tls_section(pki)}), workdir=directory)
+    out = directory / "out.jsonl"
+    target = f"127.0.0.2:{up.grpc_port}"
+    for name in ("plain", "override", "skip"):
+        (tmp_path / name).mkdir()
+    # The certificate names 127.0.0.1 and localhost, not 127.0.0.2: checked against the address, it fails ...
+    plain = forwarder(otlpd, tmp_path / "plain", target, {"ca_file": str(pki / "ca.pem")})
+    with pytest.raises(grpc.RpcError):
+        send(plain, trace_request("no-override", 1), timeout=2)
+    # ... checked against the name given by server_name_override, it passes ...
+    named = forwarder(otlpd, tmp_path / "override", target, {"ca_file": str(pki / "ca.pem"), "server_name_override": "localhost"})
+    first = trace_request("override", 1)
+    send(named, first)
+    # ... and insecure_skip_verify accepts it unchecked, without the CA.
+    unchecked = forwarder(otlpd, tmp_path / "skip", target, {"insecure_skip_verify": True})
+    second = trace_request("skip-verify", 1)
+    send(unchecked, second)
+    assert sorted(span_ids_in(read_jsonl(out))) == sorted(request_span_ids(first) + request_span_ids(second))
