@@ -49,6 +49,16 @@ class NGHTTP2Session {
         nghttp2_session_del(self.session)
     }
 
+    /// The SETTINGS frame that opens the session (with `entries` as id and
+    /// value) and the connection's receive window.
+    func submitSettings(_ entries: [(nghttp2_settings_id, UInt32)], connectionWindow: Int32) throws(NGHTTP2Error) {
+        var frame = entries.map { nghttp2_settings_entry(settings_id: Int32($0.0.rawValue), value: $0.1) }
+        try check(nghttp2_submit_settings(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &frame, frame.count), "nghttp2_submit_settings")
+        try check(
+            nghttp2_session_set_local_window_size(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, connectionWindow),
+            "nghttp2_session_set_local_window_size")
+    }
+
     // MARK: Bytes in, frames out
 
     /// Feeds bytes from the peer; the callbacks run during the call.

@@ -344,6 +344,26 @@ def reload_with(otlpd, daemon, path, config):
     wait_until(lambda: len(daemon.logs_matching("reloaded")) > before, 15, f"'reloaded' after SIGHUP in:\n{daemon.stderr()}")
 
 
+def reload_during_a_call(otlpd, path, sink, new_config):
+    """Starts otlpd with the config at `path`, reloads it to `new_config` while a call waits at the
+    (slow) sink, then sends one more; returns the order in which the two calls were answered."""
+    forwarder = otlpd.start(configs=[path])
+    outcome = []
+
+    def send(name):
+        with grpc.insecure_channel(forwarder.grpc_target) as channel:
+            grpc_export(channel, trace_request(name, 1), timeout=10)
+            outcome.append(name)
+
+    in_flight = threading.Thread(target=send, args=("during",))
+    in_flight.start()
+    wait_until(lambda: sink.calls, 5, "the call at the sink")
+    reload_with(otlpd, forwarder, path, new_config)
+    in_flight.join(10)
+    send("after")
+    return outcome
+
+
 def test_reload_keeps_an_unchanged_exporter_and_its_connection(otlpd, tmp_path):
     sink = GrpcSink(delay=0.5)
     try:
@@ -351,21 +371,7 @@ def test_reload_keeps_an_unchanged_exporter_and_its_connection(otlpd, tmp_path):
         first = base_config(tmp_path, signals=("traces",), exporters={"otlp_grpc": exporter})
         second = base_config(tmp_path, signals=("traces",), processors={"batch": {}}, exporters={"otlp_grpc": exporter})
         path = otlpd.write_config(first, "reload.yaml", tmp_path)
-        forwarder = otlpd.start(configs=[path])
-        outcome = []
-
-        def send(name):
-            with grpc.insecure_channel(forwarder.grpc_target) as channel:
-                grpc_export(channel, trace_request(name, 1), timeout=10)
-                outcome.append(name)
-
-        in_flight = threading.Thread(target=send, args=("during",))
-        in_flight.start()
-        wait_until(lambda: sink.calls, 5, "the call at the sink")
-        reload_with(otlpd, forwarder, path, second)
-        in_flight.join(10)
-        send("after")
-        assert outcome == ["during", "after"]
+        assert reload_during_a_call(otlpd, path, sink, second) == ["during", "after"]
         peers = {arrival.peer for arrival in sink.calls}
         assert len(peers) == 1, f"one connection across the reload: {peers}"
     finally:
@@ -380,21 +386,8 @@ def test_reload_replaces_a_changed_exporter_after_what_it_has_in_flight(otlpd, t
                 "otlp_grpc": {"endpoint": sink.endpoint, "tls": {"insecure": True}, "headers": {"x-tenant": tenant}}})
 
         path = otlpd.write_config(config("old"), "reload.yaml", tmp_path)
-        forwarder = otlpd.start(configs=[path])
-        outcome = []
-
-        def send(name):
-            with grpc.insecure_channel(forwarder.grpc_target) as channel:
-                grpc_export(channel, trace_request(name, 1), timeout=10)
-                outcome.append(name)
-
-        in_flight = threading.Thread(target=send, args=("during",))
-        in_flight.start()
-        wait_until(lambda: sink.calls, 5, "the call at the sink")
-        reload_with(otlpd, forwarder, path, config("new"))
-        in_flight.join(10)
-        send("after")
-        assert outcome == ["during", "after"], "the call under way finished on the old exporter"
+        assert reload_during_a_call(otlpd, path, sink, config("new")) == ["during", "after"], \
+            "the call under way finished on the old exporter"
         assert [a.metadata.get("x-tenant") for a in sink.accepted] == ["old", "new"]
         assert len({a.peer for a in sink.calls}) == 2, "the new exporter has its own connection"
     finally:

@@ -1,4 +1,5 @@
 import OTLPDCore
+import OTLPDHTTP
 import OTLPDWire
 
 /// What one attempt to deliver a batch upstream came to.
@@ -35,6 +36,20 @@ package struct AttemptFailure: Sendable, Equatable {
     }
 
     package var description: String { "\(self.status): \(self.message)" }
+
+    /// A request that got no answer: always retryable (at least once allows a resend).
+    package static func transport(_ error: HTTPClientError, diagnosis: String?) -> AttemptFailure {
+        let status: String
+        switch error.kind {
+        case .connectFailed: status = "connect failed"
+        case .connectionLost: status = "connection lost"
+        case .refused: status = "refused"
+        case .timedOut: status = "timed out"
+        case .wrongProtocol: status = "wrong protocol"
+        case .protocolError: status = "protocol error"
+        }
+        return AttemptFailure(retryable: true, status: status, message: error.message, diagnosis: diagnosis)
+    }
 }
 
 /// What a forwarding exporter puts on the wire: one attempt to deliver one

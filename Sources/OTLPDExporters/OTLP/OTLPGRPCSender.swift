@@ -150,16 +150,7 @@ package final class OTLPGRPCSender: UpstreamSender {
         default:
             break
         }
-        let status: String
-        switch error.kind {
-        case .connectFailed: status = "connect failed"
-        case .connectionLost: status = "connection lost"
-        case .refused: status = "refused stream"
-        case .timedOut: status = "DEADLINE_EXCEEDED"
-        case .wrongProtocol: status = "wrong protocol"
-        case .protocolError: status = "protocol error"
-        }
-        return AttemptFailure(retryable: true, status: status, message: error.message, diagnosis: diagnosis)
+        return .transport(error, diagnosis: diagnosis)
     }
 
     private func notGRPCDiagnosis(_ what: String) -> String {

@@ -148,15 +148,6 @@ package final class OTLPHTTPSender: UpstreamSender {
         default:
             break
         }
-        let status: String
-        switch error.kind {
-        case .connectFailed: status = "connect failed"
-        case .connectionLost: status = "connection lost"
-        case .refused: status = "refused"
-        case .timedOut: status = "timed out"
-        case .wrongProtocol: status = "wrong protocol"
-        case .protocolError: status = "protocol error"
-        }
-        return AttemptFailure(retryable: true, status: status, message: error.message, diagnosis: diagnosis)
+        return .transport(error, diagnosis: diagnosis)
     }
 }

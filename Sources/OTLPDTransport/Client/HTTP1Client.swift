@@ -138,32 +138,16 @@ public final class HTTP1Client: Sendable {
     }
 
     private func connect(deadline: NIODeadline) -> EventLoopFuture<Connection> {
-        let timeout = max(.milliseconds(100), min(deadline - .now(), .seconds(10)))
         let tls = self.tls
-        let serverName = self.serverName ?? (self.host.first?.isNumber == true || self.host.contains(":") ? nil : self.host)
         let authority = self.authority
-        return ClientBootstrap(group: self.group)
-            .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let tls {
-                        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                        try sync.addHandler(TLSHandshakeDiagnosis())
-                        try sync.addHandler(ALPNProbe())
-                    }
-                    try sync.addHandler(HTTP1ResponseSniffer())
-                    try sync.addHTTPClientHandlers()
-                    try sync.addHandler(HTTP1ClientHandler(authority: authority))
-                }
-            }
-            .connect(host: self.host, port: self.port)
-            .flatMapError { error in
-                self.group.any().makeFailedFuture(
-                    HTTPClientError(.connectFailed, "cannot connect to \(authority): \(ConnectFailure.describe(error))"))
-            }
+        let connector = UpstreamConnector(
+            host: self.host, port: self.port, tls: tls, serverName: self.serverName, authority: authority, group: self.group)
+        return connector.connect(deadline: deadline) { _, sync in
+            if tls != nil { try sync.addHandler(ALPNProbe()) }
+            try sync.addHandler(HTTP1ResponseSniffer())
+            try sync.addHTTPClientHandlers()
+            try sync.addHandler(HTTP1ClientHandler(authority: authority))
+        }
             .flatMap { channel in
                 // Over TLS, nothing is sent before the upstream has said which protocol it takes.
                 let chosen: EventLoopFuture<String?> =
@@ -186,35 +170,41 @@ public final class HTTP1Client: Sendable {
     static let choseHTTP2Message = "the upstream chose HTTP/2 by ALPN"
 }
 
-/// Learns which protocol the TLS handshake settled on (ALPN), or why it failed.
+/// Learns which protocol the TLS handshake settled on (ALPN), or why it
+/// failed. It stays in the pipeline (a lookup must always find it) and
+/// completes its promise once.
 final class ALPNProbe: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     private(set) var negotiated: EventLoopPromise<String?>!
+    private var settled = false
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.negotiated = context.eventLoop.makePromise(of: String?.self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.negotiated.fail(HTTPClientError(.connectionLost, "the connection closed during the TLS handshake"))
+        self.settle(.failure(HTTPClientError(.connectionLost, "the connection closed during the TLS handshake")))
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted(let chosen) = event {
-            self.negotiated.succeed(chosen)
-            context.pipeline.syncOperations.removeHandler(self, promise: nil)
-        }
+        if case TLSUserEvent.handshakeCompleted(let chosen) = event { self.settle(.success(chosen)) }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.negotiated.fail(error as? HTTPClientError ?? HTTPClientError(.connectFailed, "TLS handshake failed: \(error)"))
+        self.settle(.failure(error as? HTTPClientError ?? HTTPClientError(.connectFailed, "TLS handshake failed: \(error)")))
         context.fireErrorCaught(error)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.negotiated.fail(HTTPClientError(.connectionLost, "the connection closed during the TLS handshake"))
+        self.settle(.failure(HTTPClientError(.connectionLost, "the connection closed during the TLS handshake")))
         context.fireChannelInactive()
+    }
+
+    private func settle(_ result: Result<String?, HTTPClientError>) {
+        guard !self.settled else { return }
+        self.settled = true
+        self.negotiated.completeWith(result.mapError { $0 as any Error })
     }
 }
 

@@ -157,35 +157,18 @@ public final class HTTP2Client: Sendable {
     }
 
     private func connect(deadline: NIODeadline) -> EventLoopFuture<Connection> {
-        let timeout = max(.milliseconds(100), min(deadline - .now(), .seconds(10)))
-        let tls = self.tls
-        let serverName = self.serverName ?? (self.host.first?.isNumber == true || self.host.contains(":") ? nil : self.host)
         let settings = self.settings
-        let authority = self.authority
-        return ClientBootstrap(group: self.group)
-            .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let tls {
-                        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                        try sync.addHandler(TLSHandshakeDiagnosis())
-                    }
-                    let id = ObjectIdentifier(channel)
-                    try sync.addHandler(HTTP2ClientHandler(settings: settings) { [weak self] in self?.connectionUnusable(id) })
-                }
+        let connector = UpstreamConnector(
+            host: self.host, port: self.port, tls: self.tls, serverName: self.serverName, authority: self.authority, group: self.group)
+        return connector.connect(deadline: deadline) { [weak self] channel, sync in
+            let id = ObjectIdentifier(channel)
+            try sync.addHandler(HTTP2ClientHandler(settings: settings) { self?.connectionUnusable(id) })
+        }
+        .flatMap { channel in
+            channel.pipeline.handler(type: HTTP2ClientHandler.self).map { handler in
+                Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
             }
-            .connect(host: self.host, port: self.port)
-            .flatMapError { error in
-                return self.group.any().makeFailedFuture(HTTPClientError(.connectFailed, "cannot connect to \(authority): \(ConnectFailure.describe(error))"))
-            }
-            .flatMap { channel in
-                channel.pipeline.handler(type: HTTP2ClientHandler.self).map { handler in
-                    Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
-                }
-            }
+        }
     }
 
     /// The connection with this channel takes no new streams: the next request opens another.
