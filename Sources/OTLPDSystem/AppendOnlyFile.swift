@@ -143,6 +143,64 @@ public enum FileOperations {
         }
     }
 
+    /// The whole content of a file.
+    public static func readAll(_ path: String) throws(SystemError) -> [UInt8] {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw SystemError("open", path: path) }
+        defer { Glibc.close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read", path: path)
+            }
+            if count == 0 { return bytes }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    /// Cuts a file to `size` bytes.
+    public static func truncate(_ path: String, to size: Int) throws(SystemError) {
+        guard Glibc.truncate(path, off_t(size)) == 0 else { throw SystemError("truncate", path: path) }
+    }
+
+    /// The size of a file in bytes, or nil if it does not exist.
+    public static func size(_ path: String) -> Int? {
+        var status = stat()
+        return stat(path, &status) == 0 ? Int(status.st_size) : nil
+    }
+
+    /// Replaces a file's content all at once: written beside it, put on
+    /// disk, renamed over it, and the rename put on disk too. A crash leaves
+    /// the old content or the new one, never a mix.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(SystemError) {
+        let temporary = path + ".new"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw SystemError("open", path: temporary) }
+        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fdatasync(descriptor) == 0
+        Glibc.close(descriptor)
+        guard written == bytes.count else { throw SystemError("write", path: temporary) }
+        guard synced else { throw SystemError("fsync", path: temporary) }
+        try Self.rename(temporary, to: path)
+        try Self.syncDirectory(Self.directory(of: path))
+    }
+
+    /// Puts a folder's entries (creations, renames, removals) on disk.
+    public static func syncDirectory(_ directory: String) throws(SystemError) {
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw SystemError("open", path: directory) }
+        defer { Glibc.close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw SystemError("fsync", path: directory) }
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
     /// Whether a file can be created or appended to at `path`, without writing to it.
     public static func checkWritable(_ path: String) -> SystemError? {
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
@@ -160,5 +218,37 @@ public enum FileOperations {
         }
         guard Self.isDirectory(existing) else { return SystemError("create", path: path, code: ENOTDIR) }
         return access(existing, W_OK) == 0 ? nil : SystemError("create", path: path)
+    }
+}
+
+/// An exclusive claim on a folder for as long as the process lives (or until
+/// released): a second process asking for the same folder is refused, so two
+/// otlpd never write one queue. The kernel drops the claim when the process
+/// dies, even by `kill -9`.
+public final class DirectoryLock: @unchecked Sendable {
+    public let path: String
+    private var descriptor: Int32
+
+    /// Claims `directory` (its `.lock` file); throws EWOULDBLOCK when another process holds it.
+    public init(directory: String) throws(SystemError) {
+        let path = directory + "/.lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw SystemError("open", path: path) }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let error = SystemError("lock", path: path)
+            Glibc.close(descriptor)
+            throw error
+        }
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    public func release() {
+        if self.descriptor >= 0 { Glibc.close(self.descriptor) }
+        self.descriptor = -1
+    }
+
+    deinit {
+        self.release()
     }
 }

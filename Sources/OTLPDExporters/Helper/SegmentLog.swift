@@ -1,0 +1,243 @@
+import NIOCore
+import OTLPDCompression
+import OTLPDSystem
+
+/// A place in the log: a segment and a byte offset in it.
+package struct LogPosition: Comparable, Hashable, Sendable, CustomStringConvertible {
+    package var segment: UInt64
+    package var offset: Int
+
+    package init(segment: UInt64, offset: Int) {
+        self.segment = segment
+        self.offset = offset
+    }
+
+    package static func < (lhs: LogPosition, rhs: LogPosition) -> Bool {
+        (lhs.segment, lhs.offset) < (rhs.segment, rhs.offset)
+    }
+
+    package var description: String { "\(self.segment):\(self.offset)" }
+}
+
+/// The persistent queue's log, in one folder: segment files of records and
+/// a small file saying how far the upstream has confirmed.
+///
+/// - A record is a big-endian `UInt32` length, the CRC-32C of the payload
+///   (big-endian `UInt32`), then the payload: a request as received.
+/// - Segments are `segment-NNNNNNNNNNNNNNNNNNNN.log` (the number in
+///   decimal, 20 digits), appended to until they pass `segmentLimit`, then
+///   closed for good; the next number starts.
+/// - `confirmed` holds `SEGMENT OFFSET\n`: every record before that
+///   position was confirmed. It is replaced atomically. Segments wholly
+///   before it are deleted: space comes back segment by segment.
+///
+/// Recovery never stops the start: a record cut short at the end of the
+/// last segment (a write `kill -9` interrupted) is cut off; a record whose
+/// checksum fails is copied to a `quarantine-…` file and skipped; where the
+/// framing is lost (a length that cannot be right), the rest of that
+/// segment is quarantined. Not thread-safe: its owner serialises calls.
+package final class SegmentLog {
+    package let directory: String
+    package let segmentLimit: Int
+    /// The largest record accepted: a length beyond it means lost framing.
+    package static let maxRecordBytes = 512 << 20
+    static let headerBytes = 8
+
+    /// Every record before this was confirmed by the upstream.
+    package private(set) var confirmed: LogPosition
+    /// Where the next record goes.
+    package private(set) var end: LogPosition
+    /// Segment numbers on disk, ascending.
+    package private(set) var segments: [UInt64]
+    /// What recovery found at open.
+    package private(set) var recovery = Recovery()
+    private var writer: AppendOnlyFile?
+
+    package struct Recovery: Sendable, Equatable {
+        /// Bytes cut from the end of the last segment (a write cut short).
+        package var truncatedBytes = 0
+        /// Side files written for records that failed their checksum or lost their framing.
+        package var quarantined: [String] = []
+
+        package init() {}
+    }
+
+    package init(directory: String, segmentLimit: Int = 64 << 20) throws(SystemError) {
+        self.directory = directory
+        self.segmentLimit = segmentLimit
+        try FileOperations.makeDirectories(forFile: directory + "/x")
+        let names = try FileOperations.list(directory)
+        self.segments = names.compactMap(Self.segmentNumber).sorted()
+        self.confirmed = Self.readConfirmed(directory) ?? LogPosition(segment: self.segments.first ?? 0, offset: 0)
+        self.end = LogPosition(segment: self.segments.last ?? self.confirmed.segment, offset: 0)
+        try self.recover()
+    }
+
+    // MARK: Writing
+
+    /// Appends one record whose payload is `parts` one after another; it is
+    /// on disk only after `sync`. Returns the position after it.
+    @discardableResult
+    package func append(_ parts: [ByteBuffer]) throws(SystemError) -> LogPosition {
+        let length = parts.reduce(0) { $0 + $1.readableBytes }
+        if self.end.offset > 0 && self.end.offset + Self.headerBytes + length > self.segmentLimit {
+            // The segment is full: the next one starts (this one is never written again).
+            try self.writer?.sync()
+            self.writer?.close()
+            self.writer = nil
+            self.end = LogPosition(segment: self.end.segment + 1, offset: 0)
+        }
+        let writer = try self.openWriter()
+        var header = ByteBuffer()
+        header.writeInteger(UInt32(length))
+        header.writeInteger(CRC32C.checksum(parts))
+        try writer.write(header)
+        for part in parts { try writer.write(part) }
+        self.end.offset += Self.headerBytes + length
+        return self.end
+    }
+
+    /// Puts everything appended so far on disk.
+    package func sync() throws(SystemError) {
+        try self.writer?.sync()
+    }
+
+    private func openWriter() throws(SystemError) -> AppendOnlyFile {
+        if let writer = self.writer { return writer }
+        let isNew = !self.segments.contains(self.end.segment)
+        let writer = try AppendOnlyFile(path: self.path(of: self.end.segment))
+        if isNew {
+            self.segments.append(self.end.segment)
+            // The new file's name must survive a crash too.
+            try FileOperations.syncDirectory(self.directory)
+        }
+        self.writer = writer
+        return writer
+    }
+
+    // MARK: Reading
+
+    /// Up to `limit` records after `position`, each with the position after it.
+    package func records(after position: LogPosition, limit: Int) throws(SystemError) -> [(end: LogPosition, payload: ByteBuffer)] {
+        var found: [(end: LogPosition, payload: ByteBuffer)] = []
+        for segment in self.segments where segment >= position.segment && found.count < limit {
+            let bytes = try FileOperations.readAll(self.path(of: segment))
+            let start = segment == position.segment ? position.offset : 0
+            Self.walk(bytes, from: start) { offset, length, valid in
+                guard valid, found.count < limit else { return found.count < limit }
+                let payload = ByteBuffer(bytes: bytes[(offset + Self.headerBytes)..<(offset + Self.headerBytes + length)])
+                found.append((LogPosition(segment: segment, offset: offset + Self.headerBytes + length), payload))
+                return found.count < limit
+            } lost: { _ in }
+        }
+        return found
+    }
+
+    // MARK: Confirming
+
+    /// Records up to `position` were confirmed: saved atomically, and the
+    /// segments wholly before it deleted.
+    package func confirm(through position: LogPosition) throws(SystemError) {
+        guard position > self.confirmed else { return }
+        try FileOperations.writeAtomically(self.directory + "/confirmed", Array("\(position.segment) \(position.offset)\n".utf8))
+        self.confirmed = position
+        let done = self.segments.filter { $0 < position.segment }
+        for segment in done { try FileOperations.remove(self.path(of: segment)) }
+        self.segments.removeAll { $0 < position.segment }
+        if !done.isEmpty { try FileOperations.syncDirectory(self.directory) }
+    }
+
+    /// Bytes of the segments on disk.
+    package var bytesOnDisk: Int {
+        self.segments.reduce(0) { $0 + (FileOperations.size(self.path(of: $1)) ?? 0) }
+    }
+
+    // MARK: Recovery
+
+    private func recover() throws(SystemError) {
+        guard let last = self.segments.last else { return }
+        for segment in self.segments {
+            let path = self.path(of: segment)
+            let bytes = try FileOperations.readAll(path)
+            var goodEnd = 0
+            Self.walk(bytes, from: 0) { offset, length, valid in
+                if !valid {
+                    let record = Array(bytes[offset..<(offset + Self.headerBytes + length)])
+                    self.quarantine(record, segment: segment, offset: offset, reason: "checksum")
+                }
+                goodEnd = offset + Self.headerBytes + length
+                return true
+            } lost: { offset in
+                if segment == last && Self.isCutShort(bytes, at: offset) {
+                    // The last write, interrupted: not acknowledged, cut off.
+                    self.recovery.truncatedBytes += bytes.count - offset
+                } else {
+                    self.quarantine(Array(bytes[offset...]), segment: segment, offset: offset, reason: "framing")
+                }
+                goodEnd = offset
+            }
+            if segment == last {
+                if goodEnd < bytes.count { try FileOperations.truncate(path, to: goodEnd) }
+                self.end = LogPosition(segment: segment, offset: goodEnd)
+            }
+        }
+    }
+
+    /// A record at `offset` that runs past the end with a length that could be right.
+    private static func isCutShort(_ bytes: [UInt8], at offset: Int) -> Bool {
+        guard bytes.count - offset >= 4 else { return true }
+        return Int(Self.uint32(bytes, offset)) <= Self.maxRecordBytes
+    }
+
+    private func quarantine(_ record: [UInt8], segment: UInt64, offset: Int, reason: String) {
+        let path = "\(self.directory)/quarantine-\(Self.padded(segment))-\(offset)-\(reason).bin"
+        // Written once: a later start finds it there and does not write it again.
+        if !FileOperations.exists(path) { try? FileOperations.writeAtomically(path, record) }
+        self.recovery.quarantined.append(path)
+    }
+
+    /// Walks the records of a segment from `start`: `record(offset, length,
+    /// checksumValid)` for each (return false to stop), `lost(offset)` where
+    /// the framing ends before the bytes do (a cut or a corrupt length).
+    private static func walk(
+        _ bytes: [UInt8], from start: Int, record: (Int, Int, Bool) -> Bool, lost: (Int) -> Void
+    ) {
+        var offset = start
+        while offset < bytes.count {
+            guard bytes.count - offset >= Self.headerBytes else { return lost(offset) }
+            let length = Int(Self.uint32(bytes, offset))
+            guard length <= Self.maxRecordBytes, offset + Self.headerBytes + length <= bytes.count else { return lost(offset) }
+            let payload = ByteBuffer(bytes: bytes[(offset + Self.headerBytes)..<(offset + Self.headerBytes + length)])
+            let valid = CRC32C.checksum([payload]) == Self.uint32(bytes, offset + 4)
+            guard record(offset, length, valid) else { return }
+            offset += Self.headerBytes + length
+        }
+    }
+
+    private static func uint32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
+        UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
+    }
+
+    // MARK: Names
+
+    private func path(of segment: UInt64) -> String {
+        "\(self.directory)/segment-\(Self.padded(segment)).log"
+    }
+
+    private static func padded(_ number: UInt64) -> String {
+        let digits = String(number)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+    }
+
+    private static func segmentNumber(_ name: String) -> UInt64? {
+        guard name.hasPrefix("segment-"), name.hasSuffix(".log") else { return nil }
+        return UInt64(name.dropFirst("segment-".count).dropLast(".log".count))
+    }
+
+    private static func readConfirmed(_ directory: String) -> LogPosition? {
+        guard let bytes = try? FileOperations.readAll(directory + "/confirmed") else { return nil }
+        let fields = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace)
+        guard fields.count == 2, let segment = UInt64(fields[0]), let offset = Int(fields[1]) else { return nil }
+        return LogPosition(segment: segment, offset: offset)
+    }
+}
