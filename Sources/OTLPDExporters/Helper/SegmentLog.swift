@@ -35,8 +35,8 @@ package struct LogPosition: Comparable, Hashable, Sendable, CustomStringConverti
 /// last segment (a write `kill -9` interrupted) is cut off; a record whose
 /// checksum fails is copied to a `quarantine-…` file and skipped; where the
 /// framing is lost (a length that cannot be right), the rest of that
-/// segment is quarantined. Not thread-safe: its owner serialises calls.
-package final class SegmentLog {
+/// segment is quarantined. A value with one open file: its owner serialises calls.
+package struct SegmentLog: Sendable {
     package let directory: String
     package let segmentLimit: Int
     /// The largest record accepted: a length beyond it means lost framing.
@@ -78,7 +78,7 @@ package final class SegmentLog {
     /// Appends one record whose payload is `parts` one after another; it is
     /// on disk only after `sync`. Returns the position after it.
     @discardableResult
-    package func append(_ parts: [ByteBuffer]) throws(SystemError) -> LogPosition {
+    package mutating func append(_ parts: [ByteBuffer]) throws(SystemError) -> LogPosition {
         let length = parts.reduce(0) { $0 + $1.readableBytes }
         if self.end.offset > 0 && self.end.offset + Self.headerBytes + length > self.segmentLimit {
             // The segment is full: the next one starts (this one is never written again).
@@ -102,7 +102,18 @@ package final class SegmentLog {
         try self.writer?.sync()
     }
 
-    private func openWriter() throws(SystemError) -> AppendOnlyFile {
+    /// Undoes the appends after `position` (a group whose write or sync
+    /// failed, so that no record is left half written in the middle).
+    package mutating func rollBack(to position: LogPosition) throws(SystemError) {
+        self.writer?.close()
+        self.writer = nil
+        for segment in self.segments where segment > position.segment { try FileOperations.remove(self.path(of: segment)) }
+        self.segments.removeAll { $0 > position.segment }
+        if self.segments.contains(position.segment) { try FileOperations.truncate(self.path(of: position.segment), to: position.offset) }
+        self.end = position
+    }
+
+    private mutating func openWriter() throws(SystemError) -> AppendOnlyFile {
         if let writer = self.writer { return writer }
         let isNew = !self.segments.contains(self.end.segment)
         let writer = try AppendOnlyFile(path: self.path(of: self.end.segment))
@@ -137,7 +148,7 @@ package final class SegmentLog {
 
     /// Records up to `position` were confirmed: saved atomically, and the
     /// segments wholly before it deleted.
-    package func confirm(through position: LogPosition) throws(SystemError) {
+    package mutating func confirm(through position: LogPosition) throws(SystemError) {
         guard position > self.confirmed else { return }
         try FileOperations.writeAtomically(self.directory + "/confirmed", Array("\(position.segment) \(position.offset)\n".utf8))
         self.confirmed = position
@@ -154,7 +165,7 @@ package final class SegmentLog {
 
     // MARK: Recovery
 
-    private func recover() throws(SystemError) {
+    private mutating func recover() throws(SystemError) {
         guard let last = self.segments.last else { return }
         for segment in self.segments {
             let path = self.path(of: segment)
@@ -189,7 +200,7 @@ package final class SegmentLog {
         return Int(Self.uint32(bytes, offset)) <= Self.maxRecordBytes
     }
 
-    private func quarantine(_ record: [UInt8], segment: UInt64, offset: Int, reason: String) {
+    private mutating func quarantine(_ record: [UInt8], segment: UInt64, offset: Int, reason: String) {
         let path = "\(self.directory)/quarantine-\(Self.padded(segment))-\(offset)-\(reason).bin"
         // Written once: a later start finds it there and does not write it again.
         if !FileOperations.exists(path) { try? FileOperations.writeAtomically(path, record) }
