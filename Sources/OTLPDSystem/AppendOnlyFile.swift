@@ -252,3 +252,40 @@ public final class DirectoryLock: @unchecked Sendable {
         self.release()
     }
 }
+
+/// A file opened for reading at any offset (pread): the persistent queue
+/// reads its records where they are, not whole segments.
+public final class ReadOnlyFile: @unchecked Sendable {
+    public let path: String
+    private let descriptor: Int32
+
+    public init(path: String) throws(SystemError) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw SystemError("open", path: path) }
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        Glibc.close(self.descriptor)
+    }
+
+    /// Up to `count` bytes from `offset`; fewer at the end of the file.
+    public func read(at offset: Int, count: Int) throws(SystemError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let got = bytes.withUnsafeMutableBytes { raw in
+                pread(self.descriptor, raw.baseAddress! + filled, count - filled, off_t(offset + filled))
+            }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read", path: self.path)
+            }
+            if got == 0 { break }
+            filled += got
+        }
+        bytes.removeLast(count - filled)
+        return bytes
+    }
+}

@@ -5,6 +5,8 @@ import OTLPDExporters
 import OTLPDSystem
 import OTLPDCore
 import NIOConcurrencyHelpers
+import Logging
+import OTLPDTestSupport
 import Testing
 
 struct SegmentLogTests {
@@ -176,5 +178,94 @@ struct DurableLogWriterTests {
         await #expect(throws: ConsumeError.self) { _ = try await writer.append([ByteBuffer(string: String(repeating: "y", count: 20))]) }
         writer.reclaimed(28)
         _ = try await writer.append([ByteBuffer(string: String(repeating: "y", count: 20))])
+    }
+}
+
+struct PersistentDeliveryTests {
+    /// A sender that records payload texts and answers from a script (then confirms).
+    final class Upstream: Sendable {
+        let state = NIOLockedValueBox<(script: [AttemptOutcome], seen: [String])>(([], []))
+
+        init(_ script: [AttemptOutcome] = []) {
+            self.state.withLockedValue { $0.script = script }
+        }
+
+        var seen: [String] { self.state.withLockedValue { $0.seen } }
+
+        func send(_ batch: TelemetryBatch) async -> AttemptOutcome {
+            self.state.withLockedValue { state in
+                state.seen.append(String(buffer: batch.parts[0]))
+                return state.script.isEmpty ? .confirmed(nil) : state.script.removeFirst()
+            }
+        }
+    }
+
+    func delivery(_ writer: DurableLogWriter, _ upstream: Upstream, consumers: Int = 1, deadLetters: NIOLockedValueBox<[String]> = NIOLockedValueBox([]))
+        -> PersistentDelivery
+    {
+        var retry = RetryPolicy()
+        retry.initialInterval = .milliseconds(5)
+        retry.randomizationFactor = 0
+        return PersistentDelivery(
+            writer: writer, signal: .traces, consumers: consumers, retry: retry, logger: Logger(label: "test"),
+            send: { await upstream.send($0) }, deadLetter: { payload, _ in deadLetters.withLockedValue { $0.append(String(buffer: payload)) } })
+    }
+
+    @Test("records go out in order, are confirmed, and a restart sends nothing again")
+    func inOrder() async throws {
+        let directory = try temporaryDirectory()
+        let writer = DurableLogWriter(log: try SegmentLog(directory: directory))
+        for index in 0..<5 { _ = try await writer.append([ByteBuffer(string: "r\(index)")]) }
+        let upstream = Upstream()
+        let first = self.delivery(writer, upstream)
+        first.start()
+        #expect(await eventually { upstream.seen.count == 5 })
+        _ = try await writer.append([ByteBuffer(string: "r5")])
+        first.notify()
+        #expect(await eventually { upstream.seen.count == 6 && writer.withLog { $0.confirmed } == writer.withLog { $0.end } })
+        await first.stop()
+        #expect(upstream.seen == (0..<6).map { "r\($0)" })
+        let again = Upstream()
+        let second = self.delivery(DurableLogWriter(log: try SegmentLog(directory: directory)), again)
+        second.start()
+        try await Task.sleep(for: .milliseconds(50))
+        await second.stop()
+        #expect(again.seen.isEmpty, "everything was confirmed")
+    }
+
+    @Test("retryable failures are retried with no time limit; a permanent refusal is dead-lettered, not re-sent")
+    func retryAndDeadLetter() async throws {
+        let directory = try temporaryDirectory()
+        let writer = DurableLogWriter(log: try SegmentLog(directory: directory))
+        _ = try await writer.append([ByteBuffer(string: "flaky")])
+        _ = try await writer.append([ByteBuffer(string: "refused")])
+        let busy = AttemptOutcome.failed(AttemptFailure(retryable: true, status: "UNAVAILABLE", message: "busy"))
+        let bad = AttemptOutcome.failed(AttemptFailure(retryable: false, status: "INVALID_ARGUMENT", message: "bad"))
+        let upstream = Upstream([busy, busy, busy, .confirmed(nil), bad])
+        let deadLetters = NIOLockedValueBox<[String]>([])
+        let delivery = self.delivery(writer, upstream, deadLetters: deadLetters)
+        delivery.start()
+        #expect(await eventually { deadLetters.withLockedValue { $0 } == ["refused"] })
+        await delivery.stop()
+        #expect(upstream.seen == ["flaky", "flaky", "flaky", "flaky", "refused"])
+        #expect(writer.withLog { $0.confirmed } == writer.withLog { $0.end })
+    }
+
+    @Test("stopped while retrying: the record stays unconfirmed and the next start sends it")
+    func stopKeepsUnconfirmed() async throws {
+        let directory = try temporaryDirectory()
+        let writer = DurableLogWriter(log: try SegmentLog(directory: directory))
+        _ = try await writer.append([ByteBuffer(string: "pending")])
+        let down = AttemptOutcome.failed(AttemptFailure(retryable: true, status: "connect failed", message: "refused"))
+        let upstream = Upstream(Array(repeating: down, count: 1000))
+        let delivery = self.delivery(writer, upstream)
+        delivery.start()
+        #expect(await eventually { upstream.seen.count >= 2 })
+        await delivery.stop()
+        let restarted = Upstream()
+        let next = self.delivery(DurableLogWriter(log: try SegmentLog(directory: directory)), restarted)
+        next.start()
+        #expect(await eventually { restarted.seen == ["pending"] })
+        await next.stop()
     }
 }

@@ -128,18 +128,28 @@ package struct SegmentLog: Sendable {
 
     // MARK: Reading
 
-    /// Up to `limit` records after `position`, each with the position after it.
+    /// Up to `limit` records after `position`, each with the position after
+    /// it, read where they are (two reads a record, not whole segments).
+    /// Records that fail their checksum are skipped; lost framing ends a
+    /// segment (recovery quarantined both).
     package func records(after position: LogPosition, limit: Int) throws(SystemError) -> [(end: LogPosition, payload: ByteBuffer)] {
         var found: [(end: LogPosition, payload: ByteBuffer)] = []
         for segment in self.segments where segment >= position.segment && found.count < limit {
-            let bytes = try FileOperations.readAll(self.path(of: segment))
-            let start = segment == position.segment ? position.offset : 0
-            Self.walk(bytes, from: start) { offset, length, valid in
-                guard valid, found.count < limit else { return found.count < limit }
-                let payload = ByteBuffer(bytes: bytes[(offset + Self.headerBytes)..<(offset + Self.headerBytes + length)])
-                found.append((LogPosition(segment: segment, offset: offset + Self.headerBytes + length), payload))
-                return found.count < limit
-            } lost: { _ in }
+            let file = try ReadOnlyFile(path: self.path(of: segment))
+            var offset = segment == position.segment ? position.offset : 0
+            while found.count < limit {
+                let header = try file.read(at: offset, count: Self.headerBytes)
+                guard header.count == Self.headerBytes else { break }
+                let length = Int(Self.uint32(header, 0))
+                guard length <= Self.maxRecordBytes else { break }
+                let body = try file.read(at: offset + Self.headerBytes, count: length)
+                guard body.count == length else { break }
+                let payload = ByteBuffer(bytes: body)
+                offset += Self.headerBytes + length
+                if CRC32C.checksum([payload]) == Self.uint32(header, 4) {
+                    found.append((LogPosition(segment: segment, offset: offset), payload))
+                }
+            }
         }
         return found
     }
