@@ -67,6 +67,11 @@ public final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHa
     @discardableResult
     public func submit(_ request: HTTPClientRequest, promise: EventLoopPromise<HTTPClientResponse>) -> Int32? {
         guard let session = self.session, self.acceptsNewStreams else {
+            // A peer that is not an HTTP/2 server may have answered before this request was submitted: say so.
+            if let failure = self.failure, case .wrongProtocol = failure.kind {
+                promise.fail(failure)
+                return nil
+            }
             // Not sent: the caller may send it again on another connection.
             promise.fail(HTTPClientError(.refused, "the connection takes no new requests\(self.failure.map { ": \($0)" } ?? "")"))
             return nil

@@ -269,3 +269,25 @@ struct PersistentDeliveryTests {
         await next.stop()
     }
 }
+
+struct DeadLetterFileTests {
+    @Test("one JSON line per refused request, with exporter, time, status, message and the request in OTLP/JSON; bounded by rotation")
+    func lines() throws {
+        let directory = try temporaryDirectory()
+        let file = DeadLetterFile(path: "\(directory)/dead-letter.jsonl", exporter: "otlp_grpc/gateway", maxBytes: 4096)
+        try file.write(TestRequests.traces(spans: 2), signal: .traces, status: "INVALID_ARGUMENT", message: "span \"2\" has no name")
+        let text = try String(contentsOfFile: "\(directory)/dead-letter.jsonl", encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["exporter"] as? String == "otlp_grpc/gateway" && object["status"] as? String == "INVALID_ARGUMENT")
+        #expect(object["message"] as? String == "span \"2\" has no name")
+        #expect(((object["request"] as? [String: Any])?["resourceSpans"] as? [Any])?.isEmpty == false)
+        #expect((object["time"] as? String)?.hasSuffix("Z") == true)
+        for _ in 0..<20 {
+            try file.write(TestRequests.traces(spans: 2), signal: .traces, status: "INVALID_ARGUMENT", message: "again")
+        }
+        let sizes = [FileOperations.size("\(directory)/dead-letter.jsonl") ?? 0, FileOperations.size("\(directory)/dead-letter.jsonl.1") ?? 0]
+        #expect(sizes[1] > 0 && sizes[0] + sizes[1] <= 4096, "rotated, at most maxBytes in all: \(sizes)")
+        #expect(file.records == 21)
+    }
+}

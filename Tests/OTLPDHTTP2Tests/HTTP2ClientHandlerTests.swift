@@ -167,6 +167,20 @@ struct HTTP2ClientHandlerTests {
         }
     }
 
+    @Test("a request submitted after the peer answered as no HTTP/2 server hears what it was")
+    func wrongProtocolBeforeSubmit() throws {
+        let channel = EmbeddedChannel()
+        let handler = HTTP2ClientHandler {}
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try? channel.writeInbound(ByteBuffer(string: "<!DOCTYPE HTML>"))
+        let promise = channel.eventLoop.makePromise(of: HTTPClientResponse.self)
+        handler.submit(HTTPClientRequest(scheme: "http", authority: "u:1", path: "/p", headers: [], body: []), promise: promise)
+        var kind: HTTPClientError.Kind?
+        promise.futureResult.whenFailure { kind = ($0 as? HTTPClientError)?.kind }
+        #expect(kind == .wrongProtocol(.other))
+    }
+
     @Test("first bytes that are not a SETTINGS frame, or a TLS record, are told apart")
     func sniffing() {
         #expect(HTTP2ClientHandlerProbe.kind(of: [0x15, 0x03, 0x01, 0x00, 0x02]) == .wrongProtocol(.tls))

@@ -127,3 +127,13 @@ package enum JSONStringEscaper {
 }
 
 private var replacementCharacter: UnsafePointer<UInt8> { ("\u{FFFD}" as StaticString).utf8Start }
+
+extension ByteSink {
+    /// `text` escaped for the inside of a JSON string.
+    package mutating func appendJSONEscaped(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            JSONStringEscaper.append(WireBytes(start: utf8.baseAddress ?? WireReader.emptyBytes, count: utf8.count), to: &self)
+        }
+    }
+}

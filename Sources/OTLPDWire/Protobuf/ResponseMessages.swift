@@ -59,10 +59,7 @@ package enum ResponseMessages {
         sink.append("{\"code\":")
         sink.appendDecimal(Int64(code))
         sink.append(",\"message\":\"")
-        var text = message
-        text.withUTF8 { utf8 in
-            JSONStringEscaper.append(WireBytes(start: utf8.baseAddress ?? WireReader.emptyBytes, count: utf8.count), to: &sink)
-        }
+        sink.appendJSONEscaped(message)
         sink.append("\"")
         if let retryDelay {
             let (seconds, attoseconds) = retryDelay.components
@@ -117,10 +114,7 @@ package enum ResponseMessages {
         sink.append("\":\"")
         sink.appendDecimal(Int64(rejected))
         sink.append("\",\"errorMessage\":\"")
-        var text = message
-        text.withUTF8 { utf8 in
-            JSONStringEscaper.append(WireBytes(start: utf8.baseAddress ?? WireReader.emptyBytes, count: utf8.count), to: &sink)
-        }
+        sink.appendJSONEscaped(message)
         sink.append("\"}}")
         return sink.byteBuffer()
     }
