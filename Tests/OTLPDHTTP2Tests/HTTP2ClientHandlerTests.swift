@@ -151,10 +151,7 @@ struct HTTP2ClientHandlerTests {
 
     @Test("an HTTP/1.1 answer to the preface is named as such")
     func http1Answer() throws {
-        let channel = EmbeddedChannel()
-        let handler = HTTP2ClientHandler {}
-        try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let (channel, handler) = try HTTP2ClientHandlerProbe.connected()
         let promise = channel.eventLoop.makePromise(of: HTTPClientResponse.self)
         handler.submit(HTTPClientRequest(scheme: "http", authority: "u:1", path: "/p", headers: [], body: []), promise: promise)
         try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"))
@@ -169,10 +166,7 @@ struct HTTP2ClientHandlerTests {
 
     @Test("a request submitted after the peer answered as no HTTP/2 server hears what it was")
     func wrongProtocolBeforeSubmit() throws {
-        let channel = EmbeddedChannel()
-        let handler = HTTP2ClientHandler {}
-        try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let (channel, handler) = try HTTP2ClientHandlerProbe.connected()
         try? channel.writeInbound(ByteBuffer(string: "<!DOCTYPE HTML>"))
         let promise = channel.eventLoop.makePromise(of: HTTPClientResponse.self)
         handler.submit(HTTPClientRequest(scheme: "http", authority: "u:1", path: "/p", headers: [], body: []), promise: promise)
@@ -192,11 +186,17 @@ struct HTTP2ClientHandlerTests {
 
 /// Runs the handler's first-bytes check alone.
 enum HTTP2ClientHandlerProbe {
-    static func kind(of bytes: [UInt8]) -> HTTPClientError.Kind? {
+    /// A client handler on a connected embedded channel, with no server behind it.
+    static func connected() throws -> (EmbeddedChannel, HTTP2ClientHandler) {
         let channel = EmbeddedChannel()
         let handler = HTTP2ClientHandler {}
-        try? channel.pipeline.syncOperations.addHandler(handler)
-        try? channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return (channel, handler)
+    }
+
+    static func kind(of bytes: [UInt8]) -> HTTPClientError.Kind? {
+        guard let (channel, handler) = try? Self.connected() else { return nil }
         let promise = channel.eventLoop.makePromise(of: HTTPClientResponse.self)
         handler.submit(HTTPClientRequest(scheme: "http", authority: "u:1", path: "/p", headers: [], body: []), promise: promise)
         var kind: HTTPClientError.Kind?
