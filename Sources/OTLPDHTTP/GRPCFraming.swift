@@ -106,6 +106,22 @@ public enum GRPCFraming {
         }
     }
 
+    /// The `google.rpc.Code` that goes with an OTLP/HTTP refusal's status (as
+    /// gRPC-gateway maps them): what a receiver puts in its error body, and
+    /// what an exporter passes back for an upstream's refusal without one.
+    public static func code(forOTLPHTTPStatus status: Int) -> StatusCode {
+        switch status {
+        case 400: .invalidArgument
+        case 401: .unauthenticated
+        case 403: .permissionDenied
+        case 404: .notFound
+        case 405, 415, 501: .unimplemented
+        case 413, 429: .resourceExhausted
+        case 503: .unavailable
+        default: .unknown
+        }
+    }
+
     /// The gRPC status a client assumes for an HTTP status without one
     /// (grpc/doc/http-grpc-status-mapping.md).
     public static func statusCode(forHTTPStatus status: Int) -> StatusCode {

@@ -106,24 +106,11 @@ package final class OTLPHTTPSender: UpstreamSender {
             diagnosis = "otlp_http exporter: \(target.endpoint) does not take JSON (HTTP 415); set encoding: proto"
         }
         // A refusal goes back to the client with the upstream's own code where it sent one.
-        let code = status.map(\.code).flatMap { $0 == 0 ? nil : $0 } ?? Self.code(forHTTPStatus: response.status)
+        let code = status.map(\.code).flatMap { $0 == 0 ? nil : $0 } ?? Int32(GRPCFraming.code(forOTLPHTTPStatus: response.status).rawValue)
         return .failed(
             AttemptFailure(
                 retryable: retryable, retryAfter: retryAfter, status: "HTTP \(response.status)", message: message,
                 code: code, diagnosis: diagnosis))
-    }
-
-    /// The google.rpc.Code a client is answered with for an upstream's HTTP refusal.
-    static func code(forHTTPStatus status: Int) -> Int32 {
-        switch status {
-        case 400: 3  // INVALID_ARGUMENT
-        case 401: 16  // UNAUTHENTICATED
-        case 403: 7  // PERMISSION_DENIED
-        case 404: 5  // NOT_FOUND
-        case 413: 8  // RESOURCE_EXHAUSTED
-        case 415, 405, 501: 12  // UNIMPLEMENTED
-        default: 2  // UNKNOWN
-        }
     }
 
     private func partialSuccess(_ response: HTTPClientResponse) -> UpstreamAnswers.PartialSuccess? {

@@ -295,26 +295,12 @@ package final class OTLPRequestHandler: RequestHandler {
         extraHeaders: [HTTPHeaderField] = []
     ) -> ServerResponse {
         self.refusals.log(self.logger, client: head.client, protocolName: "http", path: head.path, status: String(status), reason: message)
-        let code = Self.grpcCode(forHTTPStatus: status)
+        let code = Int32(GRPCFraming.code(forOTLPHTTPStatus: status).rawValue)
         let body =
             encoding == .json
             ? ResponseMessages.statusJSON(code: code, message: message, retryDelay: retryAfter)
             : ResponseMessages.status(code: code, message: message, retryDelay: retryAfter)
         return ServerResponse(status: status, headers: [HTTPHeaderField("content-type", encoding.contentType)] + extraHeaders, body: body)
-    }
-
-    /// The google.rpc.Code that goes with an HTTP status, as gRPC-gateway maps them.
-    static func grpcCode(forHTTPStatus status: Int) -> Int32 {
-        switch status {
-        case 400: 3  // INVALID_ARGUMENT
-        case 401: 16  // UNAUTHENTICATED
-        case 403: 7  // PERMISSION_DENIED
-        case 404: 5  // NOT_FOUND
-        case 405, 415: 12  // UNIMPLEMENTED
-        case 413, 429: 8  // RESOURCE_EXHAUSTED
-        case 503: 14  // UNAVAILABLE
-        default: 2  // UNKNOWN
-        }
     }
 
     static func requestName(_ signal: Signal) -> String {

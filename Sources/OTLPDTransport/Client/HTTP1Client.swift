@@ -88,7 +88,8 @@ public final class HTTP1Client: Sendable {
         }
         do {
             let response = try await promise.futureResult.get()
-            self.release(connection, reusable: handler.isReusable(response))
+            // The upstream may close a connection after its answer.
+            self.release(connection, reusable: response.header("connection")?.lowercased() != "close")
             return response
         } catch let error as HTTPClientError {
             connection.channel.close(promise: nil)
@@ -205,13 +206,6 @@ final class ALPNProbe: ChannelInboundHandler, RemovableChannelHandler {
         guard !self.settled else { return }
         self.settled = true
         self.negotiated.completeWith(result.mapError { $0 as any Error })
-    }
-}
-
-extension NIOLoopBound where Value == HTTP1ClientHandler {
-    /// Whether the connection may carry another request after this response.
-    fileprivate func isReusable(_ response: HTTPClientResponse) -> Bool {
-        response.header("connection")?.lowercased() != "close"
     }
 }
 

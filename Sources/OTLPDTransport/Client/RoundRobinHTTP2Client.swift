@@ -39,7 +39,7 @@ public final class RoundRobinHTTP2Client: Sendable {
         self.port = port
         self.authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         self.tls = tls
-        self.serverName = serverName ?? (Self.isAddress(host) ? nil : host)
+        self.serverName = serverName ?? (UpstreamConnector.isAddress(host) ? nil : host)
         self.group = group
         self.refreshInterval = refreshInterval
         self.resolve = resolve
@@ -81,7 +81,7 @@ public final class RoundRobinHTTP2Client: Sendable {
         }
         guard due else { return }
         let addresses: [String]
-        if Self.isAddress(self.host) {
+        if UpstreamConnector.isAddress(self.host) {
             addresses = [self.host]
         } else {
             let host = self.host
@@ -101,9 +101,6 @@ public final class RoundRobinHTTP2Client: Sendable {
         for client in removed { await client.shutdown() }
     }
 
-    static func isAddress(_ host: String) -> Bool {
-        host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
-    }
 }
 
 /// Values by key, handed out in turn; an update keeps the values of keys

@@ -21,9 +21,14 @@ struct UpstreamConnector: Sendable {
         self.host = host
         self.port = port
         self.tls = tls
-        self.serverName = serverName ?? (host.first?.isNumber == true || host.contains(":") ? nil : host)
+        self.serverName = serverName ?? (Self.isAddress(host) ? nil : host)
         self.authority = authority
         self.group = group
+    }
+
+    /// An IPv6 or dotted IPv4 address, not a name (no SNI, nothing to resolve).
+    static func isAddress(_ host: String) -> Bool {
+        host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
     }
 
     /// A connected channel with TLS (if any) and then `handlers` installed.
