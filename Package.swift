@@ -113,7 +113,7 @@ let package = Package(
         ),
         .target(
             name: "OTLPDExtensions",
-            dependencies: ["OTLPDCore", "OTLPDTransport", "OTLPDHTTP", nioCore, logging],
+            dependencies: ["OTLPDCore", "OTLPDSystem", "OTLPDTransport", "OTLPDHTTP", nioCore, logging],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -60,6 +60,7 @@ public struct CollectorConfiguration: Sendable {
             diagnostics.add(at: root, "service", "missing 'service' with at least one pipeline")
         }
         top.finish()
+        Self.checkStorages(configuration, root: root, diagnostics: diagnostics)
         try diagnostics.check()
         for kind in [ComponentKind.receiver, .processor, .exporter, .extension] {
             for (id, component) in configuration.components(kind).sorted(by: { $0.key.description < $1.key.description }) {
@@ -69,6 +70,27 @@ public struct CollectorConfiguration: Sendable {
             }
         }
         return configuration
+    }
+
+    /// Each persistent queue names a storage extension that is defined and enabled.
+    private static func checkStorages(_ configuration: CollectorConfiguration, root: ConfigNode, diagnostics: ConfigDiagnostics) {
+        for (id, component) in configuration.exporters.sorted(by: { $0.key.description < $1.key.description }) {
+            for (keyPath, storage) in component.factory.storagesUsed(component.settings) {
+                let node = root["exporters"]?[id.description]
+                let path = "exporters.\(id).\(keyPath)"
+                guard let extensionComponent = configuration.extensions[storage] else {
+                    diagnostics.add(at: node, path, "extension '\(storage)' is not defined under 'extensions' (add file_storage there and to service.extensions)")
+                    continue
+                }
+                guard (extensionComponent.factory as? any ExtensionFactory)?.makesQueueStorage == true else {
+                    diagnostics.add(at: node, path, "extension '\(storage)' keeps no queues; name a file_storage extension")
+                    continue
+                }
+                if !configuration.enabledExtensions.contains(storage) {
+                    diagnostics.add(at: node, path, "extension '\(storage)' is defined but not listed in service.extensions")
+                }
+            }
+        }
     }
 
     func components(_ kind: ComponentKind) -> [ComponentID: Component] {

@@ -32,12 +32,12 @@ public struct ComponentRegistry: Sendable {
             FileExporterFactory(), DebugExporterFactory(), NopExporterFactory(), OTLPGRPCExporterFactory(), OTLPGRPCExporterFactory(type: "otlp"),
             OTLPHTTPExporterFactory(), OTLPHTTPExporterFactory(type: "otlphttp"),
         ],
-        extensions: [HealthCheckExtensionFactory()])
+        extensions: [HealthCheckExtensionFactory(), FileStorageExtensionFactory()])
 
     /// Types the config format has that this build does not provide yet: a
     /// config naming one is refused with that said plainly.
     public static let notYetBuilt: [ComponentKind: [String]] = [
-        .extension: ["file_storage", "bearertokenauth"],
+        .extension: ["bearertokenauth"],
     ]
 
     public func factory(kind: ComponentKind, type: String) -> (any ComponentFactory)? {

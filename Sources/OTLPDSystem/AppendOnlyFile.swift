@@ -239,6 +239,9 @@ public final class DirectoryLock: @unchecked Sendable {
             Glibc.close(descriptor)
             throw error
         }
+        // Who holds it, for the error the next claimant reports.
+        let holder = Array("\(getpid())\n".utf8)
+        if ftruncate(descriptor, 0) == 0 { _ = holder.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) } }
         self.path = path
         self.descriptor = descriptor
     }

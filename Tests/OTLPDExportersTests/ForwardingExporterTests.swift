@@ -48,7 +48,7 @@ func forwarding(_ sender: ScriptedSender, timeout: Duration = .seconds(5), confi
     helper.retry.initialInterval = .milliseconds(20)
     helper.retry.randomizationFactor = 0
     configure(&helper)
-    return ForwardingExporter(helper: helper, sender: sender, signals: [.traces], settings: settings("otlp_grpc"))
+    return try! ForwardingExporter(helper: helper, sender: sender, signals: [.traces], settings: settings("otlp_grpc"))
 }
 
 func spans(_ count: Int = 1, deadline: ContinuousClock.Instant? = nil) -> TelemetryBatch {

@@ -67,7 +67,7 @@ struct SegmentLogTests {
         let segment = "\(directory)/segment-00000000000000000000.log"
         try FileOperations.truncate(segment, to: FileOperations.size(segment)! - 5)
         var reopened = try SegmentLog(directory: directory)
-        #expect(reopened.recovery.truncatedBytes == 8 + 20 - 5 && reopened.recovery.quarantined.isEmpty)
+        #expect(reopened.recovery.truncatedBytes == SegmentLog.headerBytes + 20 - 5 && reopened.recovery.quarantined.isEmpty)
         #expect(reopened.end == whole)
         try reopened.append(self.record("after"))
         #expect(try self.texts(reopened, after: LogPosition(segment: 0, offset: 0)) == ["whole", "after"])
@@ -81,27 +81,28 @@ struct SegmentLogTests {
         try log.sync()
         let segment = "\(directory)/segment-00000000000000000000.log"
         var bytes = try FileOperations.readAll(segment)
-        bytes[8 + 5 + 8 + 2] ^= 0xFF  // inside "second"'s payload
+        let header = SegmentLog.headerBytes
+        bytes[header + 5 + header + 2] ^= 0xFF  // inside "second"'s payload
         try FileOperations.writeAtomically(segment, bytes)
         let reopened = try SegmentLog(directory: directory)
         #expect(reopened.recovery.quarantined.count == 1)
         let quarantined = try FileOperations.readAll(reopened.recovery.quarantined[0])
-        #expect(quarantined.count == 8 + 6, "the whole record is kept aside")
+        #expect(quarantined.count == header + 6, "the whole record is kept aside")
         #expect(try self.texts(reopened, after: LogPosition(segment: 0, offset: 0)) == ["first", "third"])
     }
 
     @Test("a corrupt length mid-segment quarantines the rest of that segment; later segments are delivered")
     func lostFraming() throws {
         let directory = try temporaryDirectory()
-        var log = try SegmentLog(directory: directory, segmentLimit: 40)
+        var log = try SegmentLog(directory: directory, segmentLimit: 56)
         for text in ["a-record", "b-record", "c-record", "d-record"] { try log.append(self.record(text)) }
         try log.sync()
         #expect(log.segments.count == 2)
         let first = "\(directory)/segment-00000000000000000000.log"
         var bytes = try FileOperations.readAll(first)
-        bytes[16] = 0xFF  // the second record's length: far past any record
+        bytes[SegmentLog.headerBytes + 8] = 0xFF  // the second record's length: far past any record
         try FileOperations.writeAtomically(first, bytes)
-        let reopened = try SegmentLog(directory: directory, segmentLimit: 40)
+        let reopened = try SegmentLog(directory: directory, segmentLimit: 56)
         #expect(reopened.recovery.quarantined.count == 1 && reopened.recovery.quarantined[0].hasSuffix("-framing.bin"))
         #expect(try self.texts(reopened, after: LogPosition(segment: 0, offset: 0)) == ["a-record", "c-record", "d-record"])
     }
@@ -173,10 +174,11 @@ struct DurableLogWriterTests {
     @Test("past max_size a record is refused at once, retryably, and taken again once space is reclaimed")
     func full() async throws {
         let directory = try temporaryDirectory()
-        let writer = DurableLogWriter(log: try SegmentLog(directory: directory), maxBytes: 40)
+        let budget = DiskBudget(limit: 60)
+        let writer = DurableLogWriter(log: try SegmentLog(directory: directory), budget: budget)
         _ = try await writer.append([ByteBuffer(string: String(repeating: "x", count: 20))])
         await #expect(throws: ConsumeError.self) { _ = try await writer.append([ByteBuffer(string: String(repeating: "y", count: 20))]) }
-        writer.reclaimed(28)
+        budget.release(SegmentLog.headerBytes + 20)
         _ = try await writer.append([ByteBuffer(string: String(repeating: "y", count: 20))])
     }
 }
@@ -207,8 +209,12 @@ struct PersistentDeliveryTests {
         retry.initialInterval = .milliseconds(5)
         retry.randomizationFactor = 0
         return PersistentDelivery(
-            writer: writer, signal: .traces, consumers: consumers, retry: retry, logger: Logger(label: "test"),
-            send: { await upstream.send($0) }, deadLetter: { payload, _ in deadLetters.withLockedValue { $0.append(String(buffer: payload)) } })
+            writer: writer, signal: .traces, consumers: consumers, retry: retry,
+            send: { await upstream.send($0) },
+            deadLetter: { batch, _ in
+                deadLetters.withLockedValue { $0.append(String(buffer: batch.parts[0])) }
+                return true
+            })
     }
 
     @Test("records go out in order, are confirmed, and a restart sends nothing again")
@@ -224,6 +230,7 @@ struct PersistentDeliveryTests {
         first.notify()
         #expect(await eventually { upstream.seen.count == 6 && writer.withLog { $0.confirmed } == writer.withLog { $0.end } })
         await first.stop()
+        await writer.close()
         #expect(upstream.seen == (0..<6).map { "r\($0)" })
         let again = Upstream()
         let second = self.delivery(DurableLogWriter(log: try SegmentLog(directory: directory)), again)
@@ -248,7 +255,7 @@ struct PersistentDeliveryTests {
         #expect(await eventually { deadLetters.withLockedValue { $0 } == ["refused"] })
         await delivery.stop()
         #expect(upstream.seen == ["flaky", "flaky", "flaky", "flaky", "refused"])
-        #expect(writer.withLog { $0.confirmed } == writer.withLog { $0.end })
+        #expect(await eventually { writer.withLog { $0.confirmed } == writer.withLog { $0.end } })
     }
 
     @Test("stopped while retrying: the record stays unconfirmed and the next start sends it")
@@ -262,6 +269,7 @@ struct PersistentDeliveryTests {
         delivery.start()
         #expect(await eventually { upstream.seen.count >= 2 })
         await delivery.stop()
+        await writer.close()
         let restarted = Upstream()
         let next = self.delivery(DurableLogWriter(log: try SegmentLog(directory: directory)), restarted)
         next.start()
@@ -289,5 +297,161 @@ struct DeadLetterFileTests {
         let sizes = [FileOperations.size("\(directory)/dead-letter.jsonl") ?? 0, FileOperations.size("\(directory)/dead-letter.jsonl.1") ?? 0]
         #expect(sizes[1] > 0 && sizes[0] + sizes[1] <= 4096, "rotated, at most maxBytes in all: \(sizes)")
         #expect(file.records == 21)
+    }
+}
+
+struct SegmentLogAccountingTests {
+    @Test("each record keeps the time it was appended; recovery counts the records and bytes after the confirmed position")
+    func timesAndPending() throws {
+        let directory = try temporaryDirectory()
+        var log = try SegmentLog(directory: directory)
+        var ends: [LogPosition] = []
+        for index in 0..<4 { ends.append(try log.append([ByteBuffer(string: "r\(index)")], at: 1_000 + Int64(index))) }
+        try log.sync()
+        try log.confirm(through: ends[0])
+        #expect(try log.records(after: ends[0], limit: 10).map(\.appendedAt) == [1_001, 1_002, 1_003])
+        let reopened = try SegmentLog(directory: directory)
+        #expect(reopened.pendingAtOpen.records == 3 && reopened.pendingAtOpen.bytes == 3 * (SegmentLog.headerBytes + 2))
+    }
+
+    @Test("a reader sees a record only once its group is durable")
+    func readersStopAtTheDurableEnd() async throws {
+        let directory = try temporaryDirectory()
+        let gate = NIOLockedValueBox(false)
+        let writer = DurableLogWriter(
+            log: try SegmentLog(directory: directory),
+            beforeSync: { () throws(SystemError) in
+                while !gate.withLockedValue({ $0 }) { usleep(1000) }
+            })
+        let append = Task { try await writer.append([ByteBuffer(string: "held")]) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try writer.durableLog.records(after: LogPosition(segment: 0, offset: 0), limit: 10).isEmpty, "written but not yet synced")
+        gate.withLockedValue { $0 = true }
+        _ = try await append.value
+        #expect(try writer.durableLog.records(after: LogPosition(segment: 0, offset: 0), limit: 10).map { String(buffer: $0.payload) } == ["held"])
+    }
+
+    @Test("a full budget is refused as RESOURCE_EXHAUSTED, retryably, naming max_size")
+    func fullIsResourceExhausted() async throws {
+        let directory = try temporaryDirectory()
+        let writer = DurableLogWriter(log: try SegmentLog(directory: directory), budget: DiskBudget(limit: 10))
+        do {
+            _ = try await writer.append([ByteBuffer(string: "too big for ten bytes")])
+            Issue.record("expected a refusal")
+        } catch {
+            #expect(error.isRetryable && error.code == ConsumeError.resourceExhausted && error.message.contains("max_size"))
+        }
+    }
+
+    @Test("confirmations are saved at most once per interval, and the last one at close")
+    func confirmationsAreBatched() async throws {
+        let directory = try temporaryDirectory()
+        let writer = DurableLogWriter(log: try SegmentLog(directory: directory), confirmInterval: .seconds(60))
+        var ends: [LogPosition] = []
+        for index in 0..<3 { ends.append(try await writer.append([ByteBuffer(string: "r\(index)")])) }
+        writer.confirm(through: ends[0])
+        #expect(await eventually { writer.withLog { $0.confirmed } == ends[0] })
+        writer.confirm(through: ends[1])
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(writer.withLog { $0.confirmed } == ends[0], "the next save waits for the interval")
+        await writer.close()
+        #expect(try SegmentLog(directory: directory).confirmed == ends[1])
+    }
+}
+
+struct PersistentQueueTests {
+    final class Owner: Sendable {}
+
+    func settings(_ directory: String, capacity: Int = 100) -> PersistentQueue.Settings {
+        var retry = RetryPolicy()
+        retry.initialInterval = .milliseconds(5)
+        retry.maxInterval = .milliseconds(20)
+        return PersistentQueue.Settings(
+            directory: directory, signal: .traces, fsync: true, budget: DiskBudget(limit: 1 << 20), consumers: 2, capacity: capacity, retry: retry)
+    }
+
+    func route(_ seen: NIOLockedValueBox<[String]>, _ name: String, confirm: Bool = true) -> PersistentQueue.Route {
+        PersistentQueue.Route(
+            send: { batch in
+                seen.withLockedValue { $0.append("\(name):\(batch.itemCount)") }
+                return confirm ? .confirmed(nil) : .failed(AttemptFailure(retryable: true, status: "UNAVAILABLE", message: "down"))
+            },
+            deadLetter: { _, _ in true })
+    }
+
+    @Test("a second open of an open folder attaches to it; the newest exporter sends; the last to leave closes it")
+    func handover() async throws {
+        let directory = try temporaryDirectory() + "/queue"
+        let seen = NIOLockedValueBox<[String]>([])
+        let (old, new) = (Owner(), Owner())
+        let first = try PersistentQueue.attach(self.settings(directory), owner: old, route: self.route(seen, "old"))
+        try await first.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: 2), itemCount: 2))
+        #expect(await eventually { seen.withLockedValue { $0 } == ["old:2"] })
+        let second = try PersistentQueue.attach(self.settings(directory), owner: new, route: self.route(seen, "new"))
+        #expect(first === second)
+        await first.detach(owner: old, deadline: .now)
+        try await second.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: 3), itemCount: 3))
+        #expect(await eventually { seen.withLockedValue { $0 } == ["old:2", "new:3"] })
+        await second.detach(owner: new, deadline: .now)
+        let reopened = try PersistentQueue.attach(self.settings(directory), owner: old, route: self.route(seen, "again"))
+        #expect(reopened !== first && reopened.pending.records == 0, "closed, then opened afresh with everything confirmed")
+        await reopened.detach(owner: old, deadline: .now)
+    }
+
+    @Test("another process's claim on the folder is refused with its pid")
+    func lockedByAnother() throws {
+        let directory = try temporaryDirectory() + "/queue"
+        try FileOperations.makeDirectories(forFile: directory + "/x")
+        // A lock taken through another open file description conflicts the same way another process's does.
+        let other = try DirectoryLock(directory: directory)
+        defer { other.release() }
+        do {
+            _ = try PersistentQueue.attach(self.settings(directory), owner: Owner(), route: self.route(NIOLockedValueBox([]), "x"))
+            Issue.record("expected the lock to refuse")
+        } catch {
+            #expect(error.description.contains("in use by another otlpd") && error.description.contains("pid \(getpid())"))
+        }
+    }
+
+    @Test("queue_size bounds the requests not yet confirmed, with RESOURCE_EXHAUSTED; pending counts come back after a restart")
+    func capacityAndRestart() async throws {
+        let directory = try temporaryDirectory() + "/queue"
+        let seen = NIOLockedValueBox<[String]>([])
+        let owner = Owner()
+        let queue = try PersistentQueue.attach(self.settings(directory, capacity: 2), owner: owner, route: self.route(seen, "down", confirm: false))
+        for _ in 0..<2 { try await queue.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: 1), itemCount: 1)) }
+        do {
+            try await queue.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: 1), itemCount: 1))
+            Issue.record("expected the queue to be full")
+        } catch {
+            #expect(error.code == ConsumeError.resourceExhausted && error.message.contains("queue_size"))
+        }
+        #expect(queue.pending.records == 2 && queue.pending.oldest != nil)
+        await queue.detach(owner: owner, deadline: .now + .milliseconds(200))
+        let restarted = try PersistentQueue.attach(self.settings(directory), owner: owner, route: self.route(seen, "up"))
+        #expect(await eventually { seen.withLockedValue { $0.filter { $0.hasPrefix("up") } }.count == 2 })
+        #expect(await eventually { restarted.pending.records == 0 })
+        await restarted.detach(owner: owner, deadline: .now)
+    }
+
+    @Test("at the last detach the delivery drains what the upstream confirms before the deadline")
+    func drainsAtClose() async throws {
+        let directory = try temporaryDirectory() + "/queue"
+        let seen = NIOLockedValueBox<[String]>([])
+        let release = NIOLockedValueBox(false)
+        let owner = Owner()
+        let route = PersistentQueue.Route(
+            send: { batch in
+                while !release.withLockedValue({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) }
+                seen.withLockedValue { $0.append("\(batch.itemCount)") }
+                return .confirmed(nil)
+            },
+            deadLetter: { _, _ in true })
+        let queue = try PersistentQueue.attach(self.settings(directory), owner: owner, route: route)
+        for spans in 1...5 { try await queue.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: spans), itemCount: spans)) }
+        release.withLockedValue { $0 = true }
+        await queue.detach(owner: owner, deadline: .now + .seconds(5))
+        #expect(seen.withLockedValue { $0.count } == 5)
+        #expect(try SegmentLog(directory: directory).pendingAtOpen.records == 0)
     }
 }

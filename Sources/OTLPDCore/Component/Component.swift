@@ -118,9 +118,14 @@ public protocol ComponentFactory: Sendable {
     /// Settings that are valid but most likely a mistake (an exporter aimed
     /// at the other protocol's port): `validate` prints them, `run` logs them.
     func warnings(_ configuration: ComponentConfiguration) -> [String]
+    /// The extensions its settings name (`sending_queue.storage`), each
+    /// with its key path: the config checks that they are enabled storages,
+    /// and a reload replaces the component when one of them changes.
+    func storagesUsed(_ configuration: ComponentConfiguration) -> [(keyPath: String, id: ComponentID)]
 }
 
 extension ComponentFactory {
+    public func storagesUsed(_ configuration: ComponentConfiguration) -> [(keyPath: String, id: ComponentID)] { [] }
     public func validate(_ configuration: ComponentConfiguration) -> [String] { [] }
     public func warnings(_ configuration: ComponentConfiguration) -> [String] { [] }
     public func validate(_ configuration: ComponentConfiguration, signal: Signal) -> [String] { [] }
@@ -146,6 +151,12 @@ public protocol ExporterFactory: ComponentFactory {
 
 public protocol ExtensionFactory: ComponentFactory {
     func makeExtension(_ configuration: ComponentConfiguration, settings: ComponentSettings) throws -> any Extension
+    /// Whether its extensions are a `QueueStorage`, which a persistent queue may name.
+    var makesQueueStorage: Bool { get }
+}
+
+extension ExtensionFactory {
+    public var makesQueueStorage: Bool { false }
 }
 
 public protocol ProcessorFactory: ComponentFactory {

@@ -70,6 +70,17 @@ public enum ConfigUnits {
     }
 }
 
+extension ConfigUnits {
+    /// A byte count for people: `512 B`, `12 KiB`, `3.4 MiB`, `1.2 GiB`.
+    public static func formatBytes(_ count: Int) -> String {
+        if count < 1024 { return "\(count) B" }
+        if count < 1 << 20 { return "\(count >> 10) KiB" }
+        let (unit, shift) = count < 1 << 30 ? ("MiB", 20) : ("GiB", 30)
+        let tenths = Int((Double(count) * 10 / Double(1 << shift)).rounded(.down))
+        return "\(tenths / 10).\(tenths % 10) \(unit)"
+    }
+}
+
 extension StringProtocol {
     func trimmingWhitespace() -> String {
         var slice = Substring(self)

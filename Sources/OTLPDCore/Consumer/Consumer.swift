@@ -73,9 +73,14 @@ public struct ConsumeError: Error, Sendable, CustomStringConvertible {
         ConsumeError(.permanent, message, code: code)
     }
 
-    public static func retryable(_ message: String, after: Duration? = nil) -> ConsumeError {
-        ConsumeError(.retryable(after: after), message)
+    /// `code` is `resourceExhausted` where a bound was reached (a full
+    /// persistent queue), which clients hear as RESOURCE_EXHAUSTED / 429.
+    public static func retryable(_ message: String, after: Duration? = nil, code: Int32? = nil) -> ConsumeError {
+        ConsumeError(.retryable(after: after), message, code: code)
     }
+
+    /// `google.rpc.Code` RESOURCE_EXHAUSTED.
+    public static let resourceExhausted: Int32 = 8
 
     public var isRetryable: Bool {
         if case .retryable = self.kind { return true }

@@ -22,6 +22,10 @@ public struct ExporterStatus: Sendable, Equatable {
     /// Items confirmed by the upstream, and items whose delivery failed.
     public var sent: Int
     public var failed: Int
+    /// Requests the upstream refused for good after they were acknowledged, kept in the dead-letter file.
+    public var deadLettered = 0
+    /// Whether the queue is on disk (`sending_queue.storage`).
+    public var persistent = false
     public var lastError: String?
     public var lastErrorAge: Duration?
 

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Prometheus
 
 /// otlpd's own metrics, served as Prometheus text at
@@ -12,6 +13,7 @@ public final class SelfTelemetry: Sendable {
     public let serviceVersion: String
     /// The forwarding exporters' own account of themselves, for `/services` and `otlpd status`.
     public let exporterStatus = ExporterStatusBoard()
+    private let scrapeHooks = NIOLockedValueBox<[(owner: ObjectIdentifier, hook: @Sendable () -> Void)]>([])
 
     public init(serviceVersion: String = "", serviceInstanceID: String = SelfTelemetry.randomInstanceID()) {
         self.serviceVersion = serviceVersion
@@ -66,8 +68,20 @@ public final class SelfTelemetry: Sendable {
         TelemetryHistogram(histogram: self.registry.makeValueHistogram(name: name, labels: self.labels(labels), buckets: buckets))
     }
 
+    /// Runs `hook` before each scrape (a gauge set from a state read then,
+    /// such as a queue's oldest age), until `removeScrapeHooks(owner)`.
+    public func onScrape(_ owner: AnyObject, _ hook: @escaping @Sendable () -> Void) {
+        self.scrapeHooks.withLockedValue { $0.append((ObjectIdentifier(owner), hook)) }
+    }
+
+    public func removeScrapeHooks(_ owner: AnyObject) {
+        let token = ObjectIdentifier(owner)
+        self.scrapeHooks.withLockedValue { $0.removeAll { $0.owner == token } }
+    }
+
     /// The Prometheus text of every metric.
     public func prometheusText() -> String {
+        for (_, hook) in self.scrapeHooks.withLockedValue({ $0 }) { hook() }
         var bytes: [UInt8] = []
         self.registry.emit(into: &bytes)
         return String(decoding: bytes, as: UTF8.self)
@@ -154,6 +168,10 @@ public struct SendingQueueGauges: Sendable {
     public let size: TelemetryGauge
     public let capacity: TelemetryGauge
     public let retries: TelemetryCounter
+    /// otlpd's own: the queue's bytes (on disk, for a persistent queue), the oldest request's age, and requests dead-lettered.
+    public let bytes: TelemetryGauge
+    public let oldestAgeSeconds: TelemetryGauge
+    public let deadLetterRecords: TelemetryCounter
 }
 
 /// One gauge.
@@ -171,7 +189,10 @@ extension SelfTelemetry {
         return SendingQueueGauges(
             size: TelemetryGauge(gauge: self.registry.makeGauge(name: "otelcol_exporter_queue_size", labels: labels)),
             capacity: TelemetryGauge(gauge: self.registry.makeGauge(name: "otelcol_exporter_queue_capacity", labels: labels)),
-            retries: TelemetryCounter(counter: self.registry.makeCounter(name: "otlpd_exporter_send_retries_total", labels: labels)))
+            retries: TelemetryCounter(counter: self.registry.makeCounter(name: "otlpd_exporter_send_retries_total", labels: labels)),
+            bytes: TelemetryGauge(gauge: self.registry.makeGauge(name: "otlpd_exporter_queue_bytes", labels: labels)),
+            oldestAgeSeconds: TelemetryGauge(gauge: self.registry.makeGauge(name: "otlpd_exporter_queue_oldest_age_seconds", labels: labels)),
+            deadLetterRecords: TelemetryCounter(counter: self.registry.makeCounter(name: "otlpd_exporter_dead_letter_records_total", labels: labels)))
     }
 }
 

@@ -6,7 +6,7 @@ import OTLPDWire
 
 /// Where a persistent queue puts data the upstream refused for good after
 /// otlpd had acknowledged it: never dropped silently. One JSON line per
-/// request: the exporter, the time, the upstream's status and message, and
+/// request: the exporter, the signal, the time, the upstream's status and message, and
 /// the request in OTLP/JSON. Bounded by `maxBytes`: past half of it the file
 /// becomes `NAME.1` (replacing the one before), so the oldest go first.
 package final class DeadLetterFile: Sendable {
@@ -30,6 +30,8 @@ package final class DeadLetterFile: Sendable {
         var sink = ByteSink(capacity: payload.readableBytes * 3 + 256)
         sink.append("{\"exporter\":\"")
         sink.appendJSONEscaped(self.exporter)
+        sink.append("\",\"signal\":\"")
+        sink.appendJSONEscaped(signal.rawValue)
         sink.append("\",\"time\":\"")
         sink.append(contentsOf: Timestamp.iso8601(nanoseconds: now))
         sink.append("\",\"status\":\"")

@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -12,115 +13,262 @@ import OTLPDSystem
 ///
 /// The log's calls run on one pool thread at a time, never on an event loop.
 /// A write that fails (a full disk) fails its group with a retryable error:
-/// nothing of it was acknowledged. `maxBytes` bounds the log on disk: a
-/// record that would pass it is refused at once, retryably.
+/// nothing of it was acknowledged. A `DiskBudget` (the storage's
+/// `max_size`, shared by its queues) bounds the logs on disk: a record that
+/// would pass it is refused at once, retryably.
 package final class DurableLogWriter: Sendable {
-    /// The log, used only by the one drain that runs at a time (and by the reader, under the same lock).
+    /// The log, used only by the one drain that runs at a time (and by tests, under the same lock).
     private let log: NIOLockedValueBox<SegmentLog>
+    /// The log as of the last sync: what readers read, never past what is durable.
+    private let durable: NIOLockedValueBox<SegmentLog>
     private let fsync: Bool
-    private let maxBytes: Int
+    private let budget: DiskBudget
     private let threadPool: NIOThreadPool
     /// Called before each group's sync: where tests inject a file system error.
     private let beforeSync: (@Sendable () throws(SystemError) -> Void)?
+    /// How often, at most, the confirmed position is saved (each save is an fsync'ed rename).
+    private let confirmInterval: Duration
+    private let logger: Logger?
     private let queue = NIOLockedValueBox(Queue())
 
     private struct Queue {
         var pending: [[ByteBuffer]] = []
         var waiters: [CheckedContinuation<Result<LogPosition, ConsumeError>, Never>] = []
         var draining = false
-        /// Bytes on disk plus those waiting to be written.
-        var bytes = 0
         var syncs = 0
+        /// A confirmed position not saved yet, and when the last one was.
+        var confirmTarget: LogPosition?
+        var lastConfirmSave: ContinuousClock.Instant?
+        var confirmWakeScheduled = false
+        var closed = false
     }
 
     package init(
-        log: SegmentLog, fsync: Bool = true, maxBytes: Int = .max, threadPool: NIOThreadPool = .singleton,
-        beforeSync: (@Sendable () throws(SystemError) -> Void)? = nil
+        log: SegmentLog, fsync: Bool = true, budget: DiskBudget = DiskBudget(limit: .max), threadPool: NIOThreadPool = .singleton,
+        confirmInterval: Duration = .milliseconds(100), logger: Logger? = nil, beforeSync: (@Sendable () throws(SystemError) -> Void)? = nil
     ) {
-        self.queue.withLockedValue { $0.bytes = log.bytesOnDisk }
+        self.logger = logger
+        budget.claim(log.bytesOnDisk)
         self.log = NIOLockedValueBox(log)
+        self.durable = NIOLockedValueBox(log)
         self.fsync = fsync
-        self.maxBytes = maxBytes
+        self.budget = budget
         self.threadPool = threadPool
+        self.confirmInterval = confirmInterval
         self.beforeSync = beforeSync
     }
 
     /// How many groups were put on disk so far.
     package var syncCount: Int { self.queue.withLockedValue { $0.syncs } }
 
-    /// Runs `body` with the log (for the reader and for confirming), between drains' groups.
+    /// The log up to its last durable record, for reading.
+    package var durableLog: SegmentLog { self.durable.withLockedValue { $0 } }
+
+    /// Runs `body` with the log itself (tests).
     package func withLog<Result>(_ body: (inout SegmentLog) throws -> Result) rethrows -> Result {
         try self.log.withLockedValue { try body(&$0) }
     }
 
     /// Appends one record (`parts` one after another) and returns once it is durable.
     package func append(_ parts: [ByteBuffer]) async throws(ConsumeError) -> LogPosition {
-        let size = parts.reduce(0) { $0 + $1.readableBytes } + 8
+        let size = parts.reduce(0) { $0 + $1.readableBytes } + SegmentLog.headerBytes
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<LogPosition, ConsumeError>, Never>) in
-            let (admitted, startDrain) = self.queue.withLockedValue { queue -> (Bool, Bool) in
-                guard queue.bytes + size <= self.maxBytes else { return (false, false) }
-                queue.bytes += size
+            guard self.budget.reserve(size) else {
+                return continuation.resume(returning: .failure(self.budget.refusal()))
+            }
+            let startDrain = self.queue.withLockedValue { queue -> Bool in
                 queue.pending.append(parts)
                 queue.waiters.append(continuation)
-                if queue.draining { return (true, false) }
-                queue.draining = true
-                return (true, true)
+                return Self.claimDrain(&queue)
             }
-            if !admitted {
-                continuation.resume(
-                    returning: .failure(.retryable("the persistent queue is full (max_size \(self.maxBytes) bytes); retry later", after: .seconds(5))))
-            } else if startDrain {
-                self.threadPool.submit { _ in self.drain() }
-            }
+            if startDrain { self.threadPool.submit { _ in self.drain() } }
         }
         return try result.get()
     }
 
-    /// The log's bytes shrank (segments confirmed and deleted).
-    package func reclaimed(_ bytes: Int) {
-        self.queue.withLockedValue { $0.bytes = max(0, $0.bytes - bytes) }
+    /// Records up to `position` were confirmed: saved with the next group, at
+    /// most every `confirmInterval` (a position lost to a crash only means
+    /// records sent again), and the segments wholly before it deleted.
+    package func confirm(through position: LogPosition) {
+        let startDrain = self.queue.withLockedValue { queue -> Bool in
+            guard !queue.closed else { return false }
+            queue.confirmTarget = max(queue.confirmTarget ?? position, position)
+            return Self.claimDrain(&queue)
+        }
+        if startDrain { self.threadPool.submit { _ in self.drain() } }
     }
 
-    /// Writes and syncs group after group until nothing waits.
+    /// Saves the confirmed position now and stops taking confirmations; the
+    /// log's bytes stay on disk, no longer this process's to count.
+    package func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            self.threadPool.submit { _ in
+                let target = self.queue.withLockedValue { queue -> LogPosition? in
+                    queue.closed = true
+                    defer { queue.confirmTarget = nil }
+                    return queue.confirmTarget
+                }
+                if let target { self.saveConfirmed(target) }
+                self.budget.release(self.log.withLockedValue { $0.bytesOnDisk })
+                continuation.resume()
+            }
+        }
+    }
+
+    private static func claimDrain(_ queue: inout Queue) -> Bool {
+        if queue.draining { return false }
+        queue.draining = true
+        return true
+    }
+
+    /// Writes and syncs group after group, and saves the confirmed position when due, until nothing waits.
     private func drain() {
         while true {
-            let (records, waiters) = self.queue.withLockedValue { queue -> ([[ByteBuffer]], [CheckedContinuation<Result<LogPosition, ConsumeError>, Never>]) in
-                if queue.pending.isEmpty {
+            let now = ContinuousClock.now
+            let (records, waiters, confirm) = self.queue.withLockedValue {
+                queue -> ([[ByteBuffer]], [CheckedContinuation<Result<LogPosition, ConsumeError>, Never>], LogPosition?) in
+                var confirm: LogPosition?
+                if let target = queue.confirmTarget {
+                    if queue.lastConfirmSave.map({ now - $0 >= self.confirmInterval }) ?? true {
+                        confirm = target
+                        queue.confirmTarget = nil
+                        queue.lastConfirmSave = now
+                    } else if !queue.confirmWakeScheduled {
+                        queue.confirmWakeScheduled = true
+                        let wake = queue.lastConfirmSave! + self.confirmInterval - now
+                        Task {
+                            try? await Task.sleep(for: wake)
+                            self.confirmWake()
+                        }
+                    }
+                }
+                if queue.pending.isEmpty && confirm == nil {
                     queue.draining = false
-                    return ([], [])
+                    return ([], [], nil)
                 }
                 defer {
                     queue.pending.removeAll(keepingCapacity: true)
                     queue.waiters.removeAll(keepingCapacity: true)
                 }
-                return (queue.pending, queue.waiters)
+                return (queue.pending, queue.waiters, confirm)
             }
-            guard !records.isEmpty else { return }
-            let outcome: Result<[LogPosition], SystemError> = self.log.withLockedValue { log in
-                let start = log.end
-                do throws(SystemError) {
-                    var ends: [LogPosition] = []
-                    for record in records { ends.append(try log.append(record)) }
-                    try self.beforeSync?()
-                    if self.fsync { try log.sync() }
-                    return .success(ends)
-                } catch {
-                    // Nothing of the group was acknowledged: take it out, so no half record stays behind.
-                    try? log.rollBack(to: start)
-                    return .failure(error)
-                }
-            }
-            switch outcome {
-            case .success(let ends):
-                self.queue.withLockedValue { $0.syncs += 1 }
-                for (waiter, end) in zip(waiters, ends) { waiter.resume(returning: .success(end)) }
-            case .failure(let error):
-                let size = records.reduce(0) { $0 + $1.reduce(8) { $0 + $1.readableBytes } }
-                self.queue.withLockedValue { $0.bytes = max(0, $0.bytes - size) }
-                let refusal = ConsumeError.retryable(
-                    "the persistent queue could not write the data (\(error)); nothing was kept, retry later", after: .seconds(5))
-                for waiter in waiters { waiter.resume(returning: .failure(refusal)) }
+            if records.isEmpty && confirm == nil { return }
+            if !records.isEmpty { self.write(records, waiters) }
+            if let confirm { self.saveConfirmed(confirm) }
+        }
+    }
+
+    private func confirmWake() {
+        let startDrain = self.queue.withLockedValue { queue -> Bool in
+            queue.confirmWakeScheduled = false
+            return queue.confirmTarget != nil && Self.claimDrain(&queue)
+        }
+        if startDrain { self.threadPool.submit { _ in self.drain() } }
+    }
+
+    /// One group: written, synced, published to readers, and its callers resumed.
+    private func write(_ records: [[ByteBuffer]], _ waiters: [CheckedContinuation<Result<LogPosition, ConsumeError>, Never>]) {
+        let now = Timestamp.nowNanoseconds()
+        let outcome: Result<[LogPosition], SystemError> = self.log.withLockedValue { log in
+            let start = log.end
+            do throws(SystemError) {
+                var ends: [LogPosition] = []
+                for record in records { ends.append(try log.append(record, at: now)) }
+                try self.beforeSync?()
+                if self.fsync { try log.sync() }
+                self.durable.withLockedValue { $0 = log }
+                return .success(ends)
+            } catch {
+                // Nothing of the group was acknowledged: take it out, so no half record stays behind.
+                try? log.rollBack(to: start)
+                return .failure(error)
             }
         }
+        switch outcome {
+        case .success(let ends):
+            self.queue.withLockedValue { $0.syncs += 1 }
+            for (waiter, end) in zip(waiters, ends) { waiter.resume(returning: .success(end)) }
+        case .failure(let error):
+            self.budget.release(records.reduce(0) { $0 + $1.reduce(SegmentLog.headerBytes) { $0 + $1.readableBytes } })
+            let refusal = ConsumeError.retryable(
+                "the persistent queue could not write the data (\(error)); nothing was kept, retry later", after: .seconds(5))
+            for waiter in waiters { waiter.resume(returning: .failure(refusal)) }
+        }
+    }
+
+    private func saveConfirmed(_ position: LogPosition) {
+        let (before, after, failure) = self.log.withLockedValue { log -> (Int, Int, SystemError?) in
+            let before = log.bytesOnDisk
+            do throws(SystemError) {
+                try log.confirm(through: position)
+            } catch {
+                return (before, before, error)
+            }
+            let after = log.bytesOnDisk
+            self.durable.withLockedValue { $0 = log }
+            return (before, after, nil)
+        }
+        if after < before { self.budget.release(before - after) }
+        if let failure {
+            self.logger?.warning(
+                "cannot save the persistent queue's confirmed position; what it confirmed is sent again after a restart",
+                metadata: ["error": "\(failure)"])
+        }
+    }
+}
+
+/// The bytes the persistent queues of one storage may hold on disk
+/// (`file_storage`'s `max_size`), shared by them all.
+package final class DiskBudget: Sendable {
+    private let state: NIOLockedValueBox<(used: Int, limit: Int)>
+
+    package init(limit: Int) {
+        self.state = NIOLockedValueBox((0, limit))
+    }
+
+    private static let byDirectory = NIOLockedValueBox<[String: DiskBudget]>([:])
+
+    /// The one budget of a storage folder in this process, with its latest `max_size`.
+    package static func shared(for directory: String, limit: Int) -> DiskBudget {
+        let budget = Self.byDirectory.withLockedValue { budgets in
+            if let budget = budgets[directory] { return budget }
+            let budget = DiskBudget(limit: limit)
+            budgets[directory] = budget
+            return budget
+        }
+        budget.limit = limit
+        return budget
+    }
+
+    package var used: Int { self.state.withLockedValue { $0.used } }
+    package var limit: Int {
+        get { self.state.withLockedValue { $0.limit } }
+        set { self.state.withLockedValue { $0.limit = newValue } }
+    }
+
+    /// Takes `bytes` if they fit under the limit.
+    package func reserve(_ bytes: Int) -> Bool {
+        self.state.withLockedValue { state in
+            guard state.used + bytes <= state.limit else { return false }
+            state.used += bytes
+            return true
+        }
+    }
+
+    /// Counts bytes already on disk (a log opened), over the limit or not.
+    package func claim(_ bytes: Int) {
+        self.state.withLockedValue { $0.used += bytes }
+    }
+
+    package func release(_ bytes: Int) {
+        self.state.withLockedValue { $0.used = max(0, $0.used - bytes) }
+    }
+
+    /// What a client hears when the queue is full: retry later, the same way a full memory queue says it.
+    package func refusal() -> ConsumeError {
+        let (used, limit) = self.state.withLockedValue { ($0.used, $0.limit) }
+        return .retryable(
+            "the persistent queue is full (\(ConfigUnits.formatBytes(used)) on disk of max_size \(ConfigUnits.formatBytes(limit))); retry later",
+            after: .seconds(5), code: ConsumeError.resourceExhausted)
     }
 }

@@ -1,11 +1,29 @@
 import OTLPDCore
+import OTLPDSystem
 
-/// `sending_queue` held in memory: how many batches an exporter holds at
-/// once (waiting or being sent) and how many it sends at the same time.
+/// `sending_queue`: how many batches an exporter holds at once (waiting
+/// or being sent) and how many it sends at the same time; with `storage`,
+/// held on disk by that `file_storage` extension instead of in memory.
 public struct SendingQueueSettings: Sendable, Equatable {
     public var enabled = true
     public var queueSize = 1000
     public var numConsumers = 10
+    /// The `file_storage` extension that keeps the queue on disk; nil: in memory.
+    public var storage: ComponentID?
+    public var deadLetter = DeadLetterSettings()
+
+    public init() {}
+
+    /// On disk the bound that matters is the storage's `max_size`: without
+    /// an explicit `queue_size`, requests are not counted against one.
+    static let persistentQueueSize = 1_000_000
+}
+
+/// Where a persistent queue keeps what the upstream refused for good.
+public struct DeadLetterSettings: Sendable, Equatable {
+    /// nil: `dead-letter.jsonl` in the exporter's folder of the storage.
+    public var path: String?
+    public var maxSize = 64 << 20
 
     public init() {}
 }
@@ -42,9 +60,23 @@ public struct ExporterHelperConfiguration: Sendable, Equatable {
             settings.enabled = queue.bool("enabled", default: true)
             settings.queueSize = queue.int("queue_size", default: settings.queueSize, in: 1...1_000_000)
             settings.numConsumers = queue.int("num_consumers", default: settings.numConsumers, in: 1...10_000)
-            queue.refuse(
-                "storage",
-                because: "the persistent queue (sending_queue.storage with a file_storage extension) is not built yet; remove 'storage' to queue in memory")
+            if let name = queue.string("storage") {
+                if let id = ComponentID(parsing: name) {
+                    settings.storage = id
+                    if !queue.contains("queue_size") { settings.queueSize = SendingQueueSettings.persistentQueueSize }
+                } else {
+                    queue.error("storage", "'\(name)' is not an extension id: write file_storage or file_storage/NAME")
+                }
+            }
+            if let deadLetter = queue.child("dead_letter") {
+                if settings.storage == nil { queue.error("dead_letter", "applies to a persistent queue: set storage as well") }
+                if let path = deadLetter.string("path") {
+                    if let problem = FileOperations.checkWritable(path) { deadLetter.error("path", "\(problem)") }
+                    settings.deadLetter.path = path
+                }
+                settings.deadLetter.maxSize = deadLetter.byteSize("max_size", default: settings.deadLetter.maxSize)
+                deadLetter.finish()
+            }
             queue.accept("blocking", "sizer")
             if queue.contains("blocking"), !queue.bool("blocking", default: true) {
                 queue.error("blocking", "otlpd's queue always answers a client only once its data is delivered; remove 'blocking: false'")

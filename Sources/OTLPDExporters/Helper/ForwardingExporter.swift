@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import NIOPosix
 import OTLPDCore
 import OTLPDWire
 
@@ -13,15 +14,26 @@ import OTLPDWire
 /// the exporter's `timeout`), a little before it, so the client hears a
 /// retryable error in time, not its own timeout; then its SDK retries.
 /// A permanent refusal goes back to the client as the upstream gave it.
+///
+/// With `sending_queue.storage`, the queue is a log on disk instead: a batch
+/// is kept (and its clients answered) once it is durable there, and the
+/// queue's consumers send it with no time limit; what the upstream refuses
+/// for good goes to the dead-letter file.
 package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
     let helper: ExporterHelperConfiguration
     let sender: Sender
-    /// One per signal, as the Collector has an exporter per signal.
+    /// One per signal, as the Collector has an exporter per signal (empty with a persistent queue).
     package let queues: [Signal: MemorySendingQueue]
     let id: ComponentID
     let logger: Logger
     let counters: ExporterCounters
-    let retries: [Signal: TelemetryCounter]
+    let gauges: [Signal: SendingQueueGauges]
+    let telemetry: SelfTelemetry
+    /// Where the persistent queues go, and where refused data is kept; nil without `storage`.
+    let storage: (any QueueStorage)?
+    let deadLetterFile: DeadLetterFile?
+    /// Opened at start, per signal.
+    private let persistent = NIOLockedValueBox<[Signal: PersistentQueue]>([:])
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -36,23 +48,37 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
         var lastError: (text: String, at: ContinuousClock.Instant)?
         var sentItems = 0
         var failedItems = 0
+        var deadLettered = 0
+        var stopped = false
     }
 
-    package init(helper: ExporterHelperConfiguration, sender: Sender, signals: Set<Signal>, settings: ComponentSettings) {
+    package init(helper: ExporterHelperConfiguration, sender: Sender, signals: Set<Signal>, settings: ComponentSettings) throws {
         self.helper = helper
         self.sender = sender
         var queues: [Signal: MemorySendingQueue] = [:]
-        var retries: [Signal: TelemetryCounter] = [:]
+        var gauges: [Signal: SendingQueueGauges] = [:]
         for signal in signals {
-            let gauges = settings.telemetry.sendingQueue(settings.id, signal: signal)
-            queues[signal] = MemorySendingQueue(settings: helper.queue, gauges: gauges)
-            retries[signal] = gauges.retries
+            gauges[signal] = settings.telemetry.sendingQueue(settings.id, signal: signal)
+        }
+        self.id = settings.id
+        if let storageID = helper.queue.storage {
+            guard let storage = settings.extensions[storageID] as? any QueueStorage else {
+                throw PersistentQueueError("exporter \(settings.id): sending_queue.storage names '\(storageID)', which is not a running file_storage extension")
+            }
+            self.storage = storage
+            let folder = storage.queueDirectory(for: settings.id, signal: .traces).dropLast("/traces".count)
+            self.deadLetterFile = DeadLetterFile(
+                path: helper.queue.deadLetter.path ?? "\(folder)/dead-letter.jsonl", exporter: settings.id.description, maxBytes: helper.queue.deadLetter.maxSize)
+        } else {
+            self.storage = nil
+            self.deadLetterFile = nil
+            for signal in signals { queues[signal] = MemorySendingQueue(settings: helper.queue, gauges: gauges[signal]) }
         }
         self.queues = queues
-        self.retries = retries
+        self.gauges = gauges
+        self.telemetry = settings.telemetry
         self.counters = settings.telemetry.exporter(settings.id)
         self.statusBoard = settings.telemetry.exporterStatus
-        self.id = settings.id
         var logger = settings.logger
         logger[metadataKey: "upstream"] = "\(sender.upstream)"
         self.logger = logger
@@ -61,25 +87,104 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
     let statusBoard: ExporterStatusBoard
 
     package func start() async throws {
+        if let storage = self.storage {
+            try self.openPersistentQueues(storage)
+        }
         self.statusBoard.register(self, id: self.id.description) { [weak self] in
             self?.status() ?? ExporterStatus(
                 exporter: "", target: "", state: .down, queuedRequests: 0, queuedBytes: 0, oldestAge: nil, sent: 0, failed: 0, lastError: nil,
                 lastErrorAge: nil)
+        }
+        self.telemetry.onScrape(self) { [weak self] in self?.refreshGauges() }
+    }
+
+    /// A queue per signal in the storage's folder, taken over from a predecessor (a reload) or opened and recovered.
+    private func openPersistentQueues(_ storage: any QueueStorage) throws {
+        let budget = DiskBudget.shared(for: storage.directory, limit: storage.maxSize)
+        var opened: [Signal: PersistentQueue] = [:]
+        do {
+            for signal in self.gauges.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+                let settings = PersistentQueue.Settings(
+                    directory: storage.queueDirectory(for: self.id, signal: signal), signal: signal, fsync: storage.fsync, budget: budget,
+                    consumers: self.helper.queue.numConsumers, capacity: self.helper.queue.queueSize, retry: self.helper.retry)
+                let route = PersistentQueue.Route(
+                    send: { batch in await self.sendQueued(batch) },
+                    deadLetter: { batch, failure in await self.keepRefused(batch, status: failure.status, message: failure.message) })
+                let queue = try PersistentQueue.attach(settings, owner: self, route: route)
+                opened[signal] = queue
+                self.gauges[signal]?.capacity.set(self.helper.queue.queueSize)
+                self.reportRecovery(queue)
+            }
+        } catch {
+            for queue in opened.values { Task { await queue.detach(owner: self, deadline: .now) } }
+            throw error
+        }
+        self.persistent.withLockedValue { $0 = opened }
+    }
+
+    private func reportRecovery(_ queue: PersistentQueue) {
+        let pending = queue.pending
+        for path in queue.recovery.quarantined {
+            self.logger.error(
+                "a record of the persistent queue failed its check; it was moved aside and the rest is delivered",
+                metadata: ["file": "\(path)", "queue": "\(queue.directory)"])
+        }
+        if pending.records > 0 {
+            self.logger.info(
+                "the persistent queue holds data from before the start; sending it",
+                metadata: [
+                    "queue": "\(queue.directory)", "requests": "\(pending.records)", "bytes": "\(pending.bytes)",
+                    "cut_tail_bytes": "\(queue.recovery.truncatedBytes)",
+                ])
         }
     }
 
     /// For `/services` and `otlpd status`.
     package func status() -> ExporterStatus {
         let now = ContinuousClock.now
-        let depths = self.queues.values.map(\.depth)
-        let oldest = depths.compactMap(\.oldest).min()
-        let requests = depths.reduce(0) { $0 + $1.requests }
+        let depth = self.depth()
         return self.state.withLockedValue { state in
-            let stateName: ExporterStatus.State = state.failingSince == nil ? .connected : requests > 0 ? .retrying : .down
-            return ExporterStatus(
-                exporter: self.id.description, target: self.sender.upstream, state: stateName, queuedRequests: requests,
-                queuedBytes: depths.reduce(0) { $0 + $1.bytes }, oldestAge: oldest.map { now - $0 }, sent: state.sentItems,
+            let stateName: ExporterStatus.State = state.failingSince == nil ? .connected : depth.requests > 0 ? .retrying : .down
+            var status = ExporterStatus(
+                exporter: self.id.description, target: self.sender.upstream, state: stateName, queuedRequests: depth.requests,
+                queuedBytes: depth.bytes, oldestAge: depth.oldestAge, sent: state.sentItems,
                 failed: state.failedItems, lastError: state.lastError?.text, lastErrorAge: state.lastError.map { now - $0.at })
+            status.deadLettered = state.deadLettered
+            status.persistent = self.storage != nil
+            return status
+        }
+    }
+
+    /// What every queue of this exporter holds.
+    private func depth() -> (requests: Int, bytes: Int, oldestAge: Duration?) {
+        self.depths().values.reduce((0, 0, nil)) { total, depth in
+            (total.0 + depth.requests, total.1 + depth.bytes, [total.2, depth.oldestAge].compactMap { $0 }.max())
+        }
+    }
+
+    private func depths() -> [Signal: (requests: Int, bytes: Int, oldestAge: Duration?)] {
+        var depths: [Signal: (requests: Int, bytes: Int, oldestAge: Duration?)] = [:]
+        let now = ContinuousClock.now
+        for (signal, queue) in self.queues {
+            let depth = queue.depth
+            depths[signal] = (depth.requests, depth.bytes, depth.oldest.map { now - $0 })
+        }
+        let wallNow = Timestamp.nowNanoseconds()
+        for (signal, queue) in self.persistent.withLockedValue({ $0 }) {
+            let pending = queue.pending
+            depths[signal] = (pending.records, pending.bytes, pending.oldest.map { .nanoseconds(max(0, wallNow - $0)) })
+        }
+        return depths
+    }
+
+    /// Sets the queue gauges that are read at a scrape.
+    private func refreshGauges() {
+        let persistent = self.storage != nil
+        for (signal, depth) in self.depths() {
+            guard let gauges = self.gauges[signal] else { continue }
+            if persistent { gauges.size.set(depth.requests) }
+            gauges.bytes.set(depth.bytes)
+            gauges.oldestAgeSeconds.set(Int(depth.oldestAge.map { $0.nanosecondsValue / 1_000_000_000 } ?? 0))
         }
     }
 
@@ -89,12 +194,26 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
 
     package func shutdown() async {
         self.statusBoard.unregister(self)
+        self.telemetry.removeScrapeHooks(self)
+        let queues = self.persistent.withLockedValue { queues in
+            defer { queues = [:] }
+            return queues
+        }
+        self.state.withLockedValue { $0.stopped = true }
+        if !queues.isEmpty {
+            // What the upstream does not confirm by then stays on disk for the next start.
+            let deadline = self.state.withLockedValue { $0.shutdownDeadline } ?? .now + self.helper.timeout
+            await withTaskGroup(of: Void.self) { group in
+                for queue in queues.values { group.addTask { await queue.detach(owner: self, deadline: deadline) } }
+            }
+        }
         await self.sender.shutdown()
     }
 
     package var countsItsOwnSends: Bool { true }
 
     package func consume(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
+        if self.storage != nil { return try await self.enqueue(batch) }
         let arrived = ContinuousClock.now
         let request = batch
         let (signal, items) = (request.signal, request.itemCount)
@@ -116,6 +235,78 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
             throw error
         }
     }
+
+    // MARK: Persistent queue
+
+    /// Kept once durable in the signal's log: the clients are answered, the queue's consumers send it.
+    private func enqueue(_ batch: consuming TelemetryBatch) async throws(ConsumeError) -> Kept {
+        let request = batch
+        guard let queue = self.persistent.withLockedValue({ $0[request.signal] }) else {
+            throw .retryable("exporter \(self.id) is stopping; retry later", after: .seconds(1))
+        }
+        do {
+            try await queue.append(request)
+        } catch {
+            self.counters.enqueueFailed.add(request.itemCount, for: request.signal)
+            self.state.withLockedValue { $0.lastError = (error.message, .now) }
+            throw error
+        }
+        return .all
+    }
+
+    /// One attempt for a record of the persistent queue (its consumers retry with no time limit).
+    private func sendQueued(_ batch: TelemetryBatch) async -> AttemptOutcome {
+        let now = ContinuousClock.now
+        var deadline = now + self.helper.timeout
+        if let shutdown = self.state.withLockedValue({ $0.shutdownDeadline }) { deadline = min(deadline, max(now, shutdown)) }
+        let outcome = await self.sender.send(batch, deadline: deadline)
+        switch outcome {
+        case .confirmed(let partial):
+            self.confirmed()
+            self.counters.sent.add(batch.itemCount, for: batch.signal)
+            self.state.withLockedValue { $0.sentItems += batch.itemCount }
+            if let partial, partial.rejected > 0 {
+                // Acknowledged already: the rejected items cannot be told to the client, so they are kept.
+                await self.keepRefused(
+                    batch, status: "partial success", message: "the upstream rejected \(partial.rejected) of \(batch.itemCount): \(partial.message)")
+            }
+            return .confirmed(nil)
+        case .failed(let failure):
+            self.failed(failure)
+            if failure.retryable { self.gauges[batch.signal]?.retries.add() }
+            return outcome
+        }
+    }
+
+    /// Writes data the upstream refused for good to the dead-letter file;
+    /// false if that failed (the record stays in the queue and comes again).
+    private func keepRefused(_ batch: TelemetryBatch, status: String, message: String) async -> Bool {
+        guard let file = self.deadLetterFile else { return false }
+        do {
+            let payload = batch.payload
+            try await NIOThreadPool.singleton.runIfActive {
+                try file.write(payload, signal: batch.signal, status: status, message: message)
+            }
+        } catch {
+            self.logger.error(
+                "the upstream refused acknowledged data and the dead-letter file cannot be written; it stays in the queue",
+                metadata: ["file": "\(file.path)", "error": "\(error)", "status": "\(status)"])
+            return false
+        }
+        self.counters.sendFailed.add(batch.itemCount, for: batch.signal)
+        self.gauges[batch.signal]?.deadLetterRecords.add()
+        self.state.withLockedValue {
+            $0.deadLettered += 1
+            $0.failedItems += batch.itemCount
+            $0.lastError = ("\(status): \(message)", .now)
+        }
+        self.logger.error(
+            "the upstream refused acknowledged data for good; it is kept in the dead-letter file",
+            metadata: ["status": "\(status)", "reason": "\(message)", "items": "\(batch.itemCount)", "file": "\(file.path)"])
+        return true
+    }
+
+    // MARK: Memory queue
 
     /// Attempts until the upstream confirms, refuses for good, or the deadline comes.
     private func deliver(_ batch: TelemetryBatch, arrived: ContinuousClock.Instant) async -> Result<Kept, ConsumeError> {
@@ -155,7 +346,7 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
                     return .failure(self.gaveUp(batch, failure))
                 }
                 guard await self.wait(delay) else { return .failure(self.gaveUp(batch, failure)) }
-                self.retries[batch.signal]?.add()
+                self.gauges[batch.signal]?.retries.add()
             }
         }
     }

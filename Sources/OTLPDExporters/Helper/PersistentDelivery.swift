@@ -1,4 +1,3 @@
-import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import OTLPDCore
@@ -12,7 +11,10 @@ import OTLPDWire
 /// A permanent refusal goes to `deadLetter`, never away silently.
 package final class PersistentDelivery: Sendable {
     package typealias Send = @Sendable (TelemetryBatch) async -> AttemptOutcome
-    package typealias DeadLetter = @Sendable (ByteBuffer, AttemptFailure) -> Void
+    /// Keeps a refused record; false if it could not (the record stays and comes again later).
+    package typealias DeadLetter = @Sendable (TelemetryBatch, AttemptFailure) async -> Bool
+    /// Records confirmed (or dead-lettered) and their bytes on disk.
+    package typealias Confirmed = @Sendable (_ records: Int, _ bytes: Int) -> Void
 
     private let writer: DurableLogWriter
     private let signal: Signal
@@ -20,24 +22,33 @@ package final class PersistentDelivery: Sendable {
     private let retry: RetryPolicy
     private let send: Send
     private let deadLetter: DeadLetter
-    private let logger: Logger
+    private let onConfirmed: Confirmed
     private let state: NIOLockedValueBox<State>
+
+    private struct Handed {
+        var end: LogPosition
+        var bytes: Int
+        var appendedAt: Int64
+        var done = false
+    }
 
     private struct State {
         /// Where the next record to hand out starts.
         var next: LogPosition
         /// Records read ahead of the consumers.
-        var prefetched: [(end: LogPosition, payload: ByteBuffer)] = []
-        /// The ends of the records handed out, in log order, and whether each is done.
-        var handedOut: [(end: LogPosition, done: Bool)] = []
+        var prefetched: [LogRecord] = []
+        /// The records handed out, in log order, and whether each is done.
+        var handedOut: [Handed] = []
         var idle: [CheckedContinuation<Void, Never>] = []
+        /// Stop taking records: at once, or (draining) once none is left or an attempt fails.
         var stopping = false
+        var draining = false
         var tasks: [Task<Void, Never>] = []
     }
 
     package init(
-        writer: DurableLogWriter, signal: Signal, consumers: Int, retry: RetryPolicy, logger: Logger, send: @escaping Send,
-        deadLetter: @escaping DeadLetter
+        writer: DurableLogWriter, signal: Signal, consumers: Int, retry: RetryPolicy, send: @escaping Send,
+        deadLetter: @escaping DeadLetter, onConfirmed: @escaping Confirmed = { _, _ in }
     ) {
         self.writer = writer
         self.signal = signal
@@ -46,10 +57,10 @@ package final class PersistentDelivery: Sendable {
         unlimited.maxElapsedTime = .zero
         unlimited.enabled = true
         self.retry = unlimited
-        self.logger = logger
         self.send = send
         self.deadLetter = deadLetter
-        self.state = NIOLockedValueBox(State(next: writer.withLog { $0.confirmed }))
+        self.onConfirmed = onConfirmed
+        self.state = NIOLockedValueBox(State(next: writer.durableLog.confirmed))
     }
 
     package func start() {
@@ -66,24 +77,42 @@ package final class PersistentDelivery: Sendable {
         for waiter in idle { waiter.resume() }
     }
 
-    /// Stops the consumers; what they had not confirmed stays in the log for the next start.
-    package func stop() async {
+    /// When the oldest record not yet confirmed was appended (Unix nanoseconds); nil when none is read.
+    package var oldestPending: Int64? {
+        self.state.withLockedValue { state in
+            state.handedOut.first(where: { !$0.done })?.appendedAt ?? state.prefetched.first?.appendedAt
+        }
+    }
+
+    /// Stops the consumers; what they had not confirmed stays in the log for
+    /// the next start. With `drainUntil`, they first go on sending until the
+    /// log is empty, an attempt fails, or that time comes.
+    package func stop(drainUntil deadline: ContinuousClock.Instant? = nil) async {
         let tasks = self.state.withLockedValue { state -> [Task<Void, Never>] in
-            state.stopping = true
+            if deadline == nil { state.stopping = true } else { state.draining = true }
             return state.tasks
         }
         self.notify()
+        var timer: Task<Void, Never>?
+        if let deadline {
+            timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                self.state.withLockedValue { $0.stopping = true }
+            }
+        }
         for task in tasks { await task.value }
+        timer?.cancel()
     }
 
     private var isStopping: Bool { self.state.withLockedValue { $0.stopping } }
 
     private func consume() async {
         while !self.isStopping {
-            guard let (end, payload) = self.takeNext() else {
+            guard let record = self.takeNext() else {
+                if self.state.withLockedValue({ $0.draining }) { return }
                 await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
                     let wait = self.state.withLockedValue { state -> Bool in
-                        if state.stopping { return false }
+                        if state.stopping || state.draining { return false }
                         state.idle.append(waiter)
                         return true
                     }
@@ -91,22 +120,22 @@ package final class PersistentDelivery: Sendable {
                 }
                 continue
             }
-            guard await self.deliver(payload) else { return }
-            self.finished(end)
+            guard await self.deliver(record.payload) else { return }
+            self.finished(record.end)
         }
     }
 
-    /// The next record to send, read ahead from the log a few at a time.
-    private func takeNext() -> (LogPosition, ByteBuffer)? {
-        self.state.withLockedValue { state -> (LogPosition, ByteBuffer)? in
+    /// The next record to send, read ahead from the durable log a few at a time.
+    private func takeNext() -> LogRecord? {
+        self.state.withLockedValue { state -> LogRecord? in
             if state.prefetched.isEmpty {
                 let after = state.handedOut.last?.end ?? state.next
-                state.prefetched = (try? self.writer.withLog { try $0.records(after: after, limit: 64) }) ?? []
+                state.prefetched = (try? self.writer.durableLog.records(after: after, limit: 64)) ?? []
             }
             guard !state.prefetched.isEmpty else { return nil }
-            let (end, payload) = state.prefetched.removeFirst()
-            state.handedOut.append((end, false))
-            return (end, payload)
+            let record = state.prefetched.removeFirst()
+            state.handedOut.append(Handed(end: record.end, bytes: record.payload.readableBytes + SegmentLog.headerBytes, appendedAt: record.appendedAt))
+            return record
         }
     }
 
@@ -120,12 +149,18 @@ package final class PersistentDelivery: Sendable {
             case .confirmed:
                 return true
             case .failed(let failure) where !failure.retryable:
-                self.logger.error(
-                    "the upstream refused acknowledged data for good; it goes to the dead-letter file",
-                    metadata: ["status": "\(failure.status)", "reason": "\(failure.message)", "items": "\(items)"])
-                self.deadLetter(payload, failure)
-                return true
+                if await self.deadLetter(batch, failure) { return true }
+                let resume = ContinuousClock.now + self.retry.maxInterval
+                while ContinuousClock.now < resume && !self.isStopping {
+                    try? await Task.sleep(for: min(resume - .now, .milliseconds(50)))
+                }
             case .failed(let failure):
+                // Draining at shutdown: a failing upstream ends it; the rest waits on disk for the next start.
+                let stop = self.state.withLockedValue { state -> Bool in
+                    if state.draining { state.stopping = true }
+                    return state.stopping
+                }
+                if stop { return false }
                 let delay = schedule.nextDelay(now: .now, random: Double.random(in: 0..<1), retryAfter: failure.retryAfter) ?? self.retry.maxInterval
                 let resume = ContinuousClock.now + delay
                 while ContinuousClock.now < resume && !self.isStopping {
@@ -138,25 +173,22 @@ package final class PersistentDelivery: Sendable {
 
     /// A record is done: the confirmed position moves over every done record before the first one under way.
     private func finished(_ end: LogPosition) {
-        let through = self.state.withLockedValue { state -> LogPosition? in
-            guard let index = state.handedOut.firstIndex(where: { $0.end == end }) else { return nil }
+        let (through, records, bytes) = self.state.withLockedValue { state -> (LogPosition?, Int, Int) in
+            guard let index = state.handedOut.firstIndex(where: { $0.end == end }) else { return (nil, 0, 0) }
             state.handedOut[index].done = true
             var through: LogPosition?
+            var (records, bytes) = (0, 0)
             while let first = state.handedOut.first, first.done {
                 through = first.end
+                records += 1
+                bytes += first.bytes
                 state.handedOut.removeFirst()
             }
             if let through { state.next = through }
-            return through
+            return (through, records, bytes)
         }
         guard let through else { return }
-        let before = self.writer.withLog { $0.bytesOnDisk }
-        do {
-            try self.writer.withLog { try $0.confirm(through: through) }
-        } catch {
-            self.logger.warning("cannot save the confirmed position of the persistent queue; it is sent again after a restart", metadata: ["error": "\(error)"])
-        }
-        let after = self.writer.withLog { $0.bytesOnDisk }
-        if after < before { self.writer.reclaimed(before - after) }
+        self.writer.confirm(through: through)
+        self.onConfirmed(records, bytes)
     }
 }

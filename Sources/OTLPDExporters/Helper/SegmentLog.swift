@@ -19,11 +19,20 @@ package struct LogPosition: Comparable, Hashable, Sendable, CustomStringConverti
     package var description: String { "\(self.segment):\(self.offset)" }
 }
 
+/// One record as read back: the position after it, its payload, and when it was appended (Unix nanoseconds).
+package struct LogRecord: Sendable {
+    package var end: LogPosition
+    package var payload: ByteBuffer
+    package var appendedAt: Int64
+}
+
 /// The persistent queue's log, in one folder: segment files of records and
 /// a small file saying how far the upstream has confirmed.
 ///
-/// - A record is a big-endian `UInt32` length, the CRC-32C of the payload
-///   (big-endian `UInt32`), then the payload: a request as received.
+/// - A record is a big-endian `UInt32` length of the payload, the CRC-32C
+///   (big-endian `UInt32`) of what follows it, the time it was appended
+///   (big-endian `Int64`, Unix nanoseconds: the queue's oldest age survives
+///   a restart), then the payload: a request as received.
 /// - Segments are `segment-NNNNNNNNNNNNNNNNNNNN.log` (the number in
 ///   decimal, 20 digits), appended to until they pass `segmentLimit`, then
 ///   closed for good; the next number starts.
@@ -41,7 +50,7 @@ package struct SegmentLog: Sendable {
     package let segmentLimit: Int
     /// The largest record accepted: a length beyond it means lost framing.
     package static let maxRecordBytes = 512 << 20
-    static let headerBytes = 8
+    package static let headerBytes = 16
 
     /// Every record before this was confirmed by the upstream.
     package private(set) var confirmed: LogPosition
@@ -51,6 +60,8 @@ package struct SegmentLog: Sendable {
     package private(set) var segments: [UInt64]
     /// What recovery found at open.
     package private(set) var recovery = Recovery()
+    /// Records after `confirmed` and their bytes (headers included), as recovery counted them.
+    package private(set) var pendingAtOpen = (records: 0, bytes: 0)
     private var writer: AppendOnlyFile?
 
     package struct Recovery: Sendable, Equatable {
@@ -78,7 +89,7 @@ package struct SegmentLog: Sendable {
     /// Appends one record whose payload is `parts` one after another; it is
     /// on disk only after `sync`. Returns the position after it.
     @discardableResult
-    package mutating func append(_ parts: [ByteBuffer]) throws(SystemError) -> LogPosition {
+    package mutating func append(_ parts: [ByteBuffer], at time: Int64 = 0) throws(SystemError) -> LogPosition {
         let length = parts.reduce(0) { $0 + $1.readableBytes }
         if self.end.offset > 0 && self.end.offset + Self.headerBytes + length > self.segmentLimit {
             // The segment is full: the next one starts (this one is never written again).
@@ -88,9 +99,12 @@ package struct SegmentLog: Sendable {
             self.end = LogPosition(segment: self.end.segment + 1, offset: 0)
         }
         let writer = try self.openWriter()
+        var stamp = ByteBuffer()
+        stamp.writeInteger(time)
         var header = ByteBuffer()
         header.writeInteger(UInt32(length))
-        header.writeInteger(CRC32C.checksum(parts))
+        header.writeInteger(CRC32C.checksum([stamp] + parts))
+        header.writeBuffer(&stamp)
         try writer.write(header)
         for part in parts { try writer.write(part) }
         self.end.offset += Self.headerBytes + length
@@ -128,16 +142,16 @@ package struct SegmentLog: Sendable {
 
     // MARK: Reading
 
-    /// Up to `limit` records after `position`, each with the position after
-    /// it, read where they are (two reads a record, not whole segments).
-    /// Records that fail their checksum are skipped; lost framing ends a
-    /// segment (recovery quarantined both).
-    package func records(after position: LogPosition, limit: Int) throws(SystemError) -> [(end: LogPosition, payload: ByteBuffer)] {
-        var found: [(end: LogPosition, payload: ByteBuffer)] = []
-        for segment in self.segments where segment >= position.segment && found.count < limit {
+    /// Up to `limit` records after `position` and before `end`, each with
+    /// the position after it, read where they are (two reads a record, not
+    /// whole segments). Records that fail their checksum are skipped; lost
+    /// framing ends a segment (recovery quarantined both).
+    package func records(after position: LogPosition, limit: Int) throws(SystemError) -> [LogRecord] {
+        var found: [LogRecord] = []
+        for segment in self.segments where segment >= position.segment && segment <= self.end.segment && found.count < limit {
             let file = try ReadOnlyFile(path: self.path(of: segment))
             var offset = segment == position.segment ? position.offset : 0
-            while found.count < limit {
+            while found.count < limit && (segment < self.end.segment || offset < self.end.offset) {
                 let header = try file.read(at: offset, count: Self.headerBytes)
                 guard header.count == Self.headerBytes else { break }
                 let length = Int(Self.uint32(header, 0))
@@ -146,8 +160,8 @@ package struct SegmentLog: Sendable {
                 guard body.count == length else { break }
                 let payload = ByteBuffer(bytes: body)
                 offset += Self.headerBytes + length
-                if CRC32C.checksum([payload]) == Self.uint32(header, 4) {
-                    found.append((LogPosition(segment: segment, offset: offset), payload))
+                if CRC32C.checksum([ByteBuffer(bytes: header[8..<16]), payload]) == Self.uint32(header, 4) {
+                    found.append(LogRecord(end: LogPosition(segment: segment, offset: offset), payload: payload, appendedAt: Self.int64(header, 8)))
                 }
             }
         }
@@ -185,6 +199,9 @@ package struct SegmentLog: Sendable {
                 if !valid {
                     let record = Array(bytes[offset..<(offset + Self.headerBytes + length)])
                     self.quarantine(record, segment: segment, offset: offset, reason: "checksum")
+                } else if LogPosition(segment: segment, offset: offset) >= self.confirmed {
+                    self.pendingAtOpen.records += 1
+                    self.pendingAtOpen.bytes += Self.headerBytes + length
                 }
                 goodEnd = offset + Self.headerBytes + length
                 return true
@@ -228,8 +245,8 @@ package struct SegmentLog: Sendable {
             guard bytes.count - offset >= Self.headerBytes else { return lost(offset) }
             let length = Int(Self.uint32(bytes, offset))
             guard length <= Self.maxRecordBytes, offset + Self.headerBytes + length <= bytes.count else { return lost(offset) }
-            let payload = ByteBuffer(bytes: bytes[(offset + Self.headerBytes)..<(offset + Self.headerBytes + length)])
-            let valid = CRC32C.checksum([payload]) == Self.uint32(bytes, offset + 4)
+            let checked = ByteBuffer(bytes: bytes[(offset + 8)..<(offset + Self.headerBytes + length)])
+            let valid = CRC32C.checksum([checked]) == Self.uint32(bytes, offset + 4)
             guard record(offset, length, valid) else { return }
             offset += Self.headerBytes + length
         }
@@ -237,6 +254,10 @@ package struct SegmentLog: Sendable {
 
     private static func uint32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
         UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
+    }
+
+    private static func int64(_ bytes: [UInt8], _ offset: Int) -> Int64 {
+        Int64(bitPattern: UInt64(Self.uint32(bytes, offset)) << 32 | UInt64(Self.uint32(bytes, offset + 4)))
     }
 
     // MARK: Names

@@ -26,9 +26,13 @@ public struct OTLPGRPCExporterFactory: ExporterFactory {
         return warnings
     }
 
+    public func storagesUsed(_ configuration: ComponentConfiguration) -> [(keyPath: String, id: ComponentID)] {
+        (configuration as! OTLPGRPCExporterConfiguration).helper.queue.storage.map { [("sending_queue.storage", $0)] } ?? []
+    }
+
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {
         let configuration = configuration as! OTLPGRPCExporterConfiguration
         let sender = try OTLPGRPCSender(configuration: configuration, settings: settings)
-        return ForwardingExporter(helper: configuration.helper, sender: sender, signals: signals, settings: settings)
+        return try ForwardingExporter(helper: configuration.helper, sender: sender, signals: signals, settings: settings)
     }
 }

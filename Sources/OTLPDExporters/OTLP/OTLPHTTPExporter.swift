@@ -28,9 +28,13 @@ public struct OTLPHTTPExporterFactory: ExporterFactory {
         }
     }
 
+    public func storagesUsed(_ configuration: ComponentConfiguration) -> [(keyPath: String, id: ComponentID)] {
+        (configuration as! OTLPHTTPExporterConfiguration).helper.queue.storage.map { [("sending_queue.storage", $0)] } ?? []
+    }
+
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {
         let configuration = configuration as! OTLPHTTPExporterConfiguration
         let sender = try OTLPHTTPSender(configuration: configuration, settings: settings)
-        return ForwardingExporter(helper: configuration.helper, sender: sender, signals: signals, settings: settings)
+        return try ForwardingExporter(helper: configuration.helper, sender: sender, signals: signals, settings: settings)
     }
 }

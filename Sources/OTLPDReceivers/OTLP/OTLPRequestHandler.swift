@@ -170,7 +170,8 @@ package final class OTLPRequestHandler: RequestHandler {
         case .permanent:
             return self.grpcRefusal(head, error.code.flatMap { GRPCFraming.StatusCode(rawValue: Int($0)) } ?? .invalidArgument, error.message)
         case .retryable(let after):
-            return self.grpcRefusal(head, .unavailable, error.message, retryAfter: after ?? .seconds(1))
+            let code: GRPCFraming.StatusCode = error.code == ConsumeError.resourceExhausted ? .resourceExhausted : .unavailable
+            return self.grpcRefusal(head, code, error.message, retryAfter: after ?? .seconds(1))
         }
     }
 
@@ -261,7 +262,7 @@ package final class OTLPRequestHandler: RequestHandler {
                 let delay = after ?? .seconds(1)
                 let seconds = max(1, Int(delay.secondsValue.rounded(.up)))
                 return self.httpRefusal(
-                    head, status: 503, encoding: encoding, error.message, retryAfter: delay,
+                    head, status: error.code == ConsumeError.resourceExhausted ? 429 : 503, encoding: encoding, error.message, retryAfter: delay,
                     extraHeaders: corsHeaders + [HTTPHeaderField("retry-after", String(seconds))])
             }
         }

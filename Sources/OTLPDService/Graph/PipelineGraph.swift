@@ -253,6 +253,7 @@ public final class PipelineGraph: Sendable {
         for (id, exporter) in self.exporters
         where configuration.exporters[id]?.source == old.exporters[id]?.source
             && Self.signals(of: id, in: configuration) == Self.signals(of: id, in: old)
+            && Self.storagesUnchanged(of: id, from: old, to: configuration)
         {
             carried.exporters[id] = exporter
         }
@@ -263,6 +264,12 @@ public final class PipelineGraph: Sendable {
             carried.extensions[id] = component
         }
         return carried
+    }
+
+    /// Whether the storage extensions an exporter names kept their config (else the exporter is made again with the new one).
+    private static func storagesUnchanged(of id: ComponentID, from old: CollectorConfiguration, to new: CollectorConfiguration) -> Bool {
+        guard let component = new.exporters[id] else { return false }
+        return component.factory.storagesUsed(component.settings).allSatisfy { new.extensions[$0.id]?.source == old.extensions[$0.id]?.source }
     }
 
     /// The old graph's end after a reload: requests under way finish, then

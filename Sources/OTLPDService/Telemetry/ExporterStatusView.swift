@@ -7,9 +7,9 @@ enum ExporterStatusView {
         let items = statuses.map { status in
             var out = "{\"exporter\":\(ServiceRegistry.quote(status.exporter)),\"target\":\(ServiceRegistry.quote(status.target))"
             out += ",\"state\":\(ServiceRegistry.quote(status.state.rawValue))"
-            out += ",\"queue\":{\"requests\":\(status.queuedRequests),\"bytes\":\(status.queuedBytes)"
+            out += ",\"queue\":{\"persistent\":\(status.persistent),\"requests\":\(status.queuedRequests),\"bytes\":\(status.queuedBytes)"
             out += ",\"oldestSeconds\":\(status.oldestAge.map { Self.seconds($0) } ?? "null")}"
-            out += ",\"sent\":\(status.sent),\"failed\":\(status.failed)"
+            out += ",\"sent\":\(status.sent),\"failed\":\(status.failed),\"deadLettered\":\(status.deadLettered)"
             out += ",\"lastError\":\(status.lastError.map(ServiceRegistry.quote) ?? "null")"
             out += ",\"lastErrorSecondsAgo\":\(status.lastErrorAge.map { Self.seconds($0) } ?? "null")}"
             return out
@@ -19,13 +19,13 @@ enum ExporterStatusView {
 
     static func table(_ statuses: [ExporterStatus]) -> String {
         guard !statuses.isEmpty else { return "" }
-        var rows = [["EXPORTER", "TARGET", "STATE", "QUEUE", "OLDEST", "SENT", "FAILED", "LAST ERROR"]]
+        var rows = [["EXPORTER", "TARGET", "STATE", "QUEUE", "OLDEST", "SENT", "FAILED", "DEAD-LETTERED", "LAST ERROR"]]
         for status in statuses {
-            let queue = "\(status.queuedRequests) req, \(Self.bytes(status.queuedBytes))"
+            let queue = "\(status.queuedRequests) req, \(ConfigUnits.formatBytes(status.queuedBytes))\(status.persistent ? " on disk" : "")"
             let error = status.lastError.map { "\($0) (\(ServiceRegistry.ago((status.lastErrorAge ?? .zero).nanosecondsValue)))" } ?? "-"
             rows.append([
                 status.exporter, status.target, status.state.rawValue, queue, status.oldestAge.map { Self.seconds($0) + "s" } ?? "-",
-                String(status.sent), String(status.failed), error,
+                String(status.sent), String(status.failed), String(status.deadLettered), error,
             ])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -42,12 +42,5 @@ enum ExporterStatusView {
     static func seconds(_ duration: Duration) -> String {
         let tenths = duration.nanosecondsValue / 100_000_000
         return "\(tenths / 10).\(tenths % 10)"
-    }
-
-    static func bytes(_ count: Int) -> String {
-        if count < 1024 { return "\(count) B" }
-        if count < 1 << 20 { return "\(count >> 10) KiB" }
-        let tenths = count * 10 / (1 << 20)
-        return "\(tenths / 10).\(tenths % 10) MiB"
     }
 }
