@@ -43,6 +43,8 @@ OUT_DIR = os.path.join(BENCH_DIR, "out")
 PAYLOAD_DIR = os.path.join(BENCH_DIR, "payloads")
 SHM_DIR = "/dev/shm/otlpd-bench"          # the file exporter's output for the main file row (tmpfs)
 DISK_DIR = os.path.join(OUT_DIR, "file-disk")  # ... and for the extra, disk-bound row
+# The persistent queue's file_storage folder: on the repo's disk, since an fsync on tmpfs costs nothing.
+QUEUE_DIR = os.path.join(OUT_DIR, "queue-disk")
 COLLECTOR_CPU = "0"
 LOAD_CPU = "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -74,6 +76,9 @@ class Scenario:
     # Forwarding: both collectors send over OTLP/gRPC to a sink with this compression ("none" or "gzip"),
     # and items are counted where they arrive; the baseline then passes into nop instead.
     forward: str | None = None
+    # A persistent queue: otlpd's otlp_grpc exporter keeps it in this file_storage folder (fsync on), wiped
+    # before each run. rotel has none: it forwards from memory as in the plain forwarding scenario.
+    queue_dir: str | None = None
 
     @property
     def unit(self):
@@ -104,6 +109,9 @@ SCENARIOS = [
              "traces", "traces-512", "grpc", 4, 10, baseline_processors="batch", forward="none"),
     Scenario(9, "forward-gzip", "gRPC, 512-span traces → otlpd [batch] → otlp_grpc (gzip) / rotel otlp (gzip) → sink",
              "traces", "traces-512", "grpc", 4, 10, forward="gzip"),
+    Scenario(10, "forward-disk", "gRPC, 512-span traces → otlpd [batch] → otlp_grpc with a persistent queue "
+             "(file_storage, fsync, repo disk) / rotel otlp (in memory: no persistent queue) → sink",
+             "traces", "traces-512", "grpc", 4, 10, forward="none", queue_dir=QUEUE_DIR),
 ]
 
 # The attributes scenario's actions: tag, redact and drop, each on every span
@@ -117,7 +125,7 @@ ATTRIBUTE_ACTIONS = (
 @dataclass
 class Run:
     scenario: str
-    collector: str        # "otlpd", "rotel", or "otlpd (disk)"
+    collector: str        # "otlpd", "rotel", "otlpd (disk)" or "otlpd (strace)"
     pass_no: int
     duration: float       # h2load's main phase (-D), seconds
     window: float = 0.0   # the same window as this script saw it (CPU sampling)
@@ -137,6 +145,9 @@ class Run:
     checks_total: int = 0
     mean_batch: float = float("nan")  # items per batch sent by otlpd's batch processor, over the run
     forwarded: int | None = None      # items that reached the sink in the window (forwarding scenarios)
+    queue_written: int | None = None  # bytes otlpd sent to the storage layer in the window (/proc/PID/io write_bytes)
+    syncs: int | None = None          # fsync + fdatasync calls strace counted (the extra strace pass only)
+    sync_window: float = 0.0          # seconds strace was attached
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
@@ -145,6 +156,19 @@ class Run:
         if self.forwarded is not None:
             return self.forwarded / self.window if self.window else 0.0
         return self.succeeded * self.items_per_request / self.duration if self.duration else 0.0
+
+    @property
+    def answered_rate(self):  # items per second h2load got answered (with a persistent queue: once on disk)
+        return self.succeeded * self.items_per_request / self.duration if self.duration else 0.0
+
+    @property
+    def disk_per_item(self):  # storage-layer bytes per item answered in the window
+        answered = self.succeeded * self.items_per_request
+        return self.queue_written / answered if self.queue_written is not None and answered else float("nan")
+
+    @property
+    def syncs_per_second(self):
+        return self.syncs / self.sync_window if self.syncs is not None and self.sync_window else float("nan")
 
     @property
     def cores(self):
@@ -201,6 +225,55 @@ def proc_status(pid):
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
     return rss, threads
+
+
+def write_bytes(pid):
+    """Bytes the process caused to be sent to the storage layer (/proc/PID/io), or None if unreadable.
+    The kernel counts a page each time a clean page is dirtied: page-granular, so an fsync'ed
+    partial page written again counts again."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def segment_files(directory):
+    """The number and total size of the queue's segment-*.log files under `directory`."""
+    count = size = 0
+    for root, _, names in os.walk(directory):
+        for name in names:
+            if name.startswith("segment-") and name.endswith(".log"):
+                try:
+                    size += os.path.getsize(os.path.join(root, name))
+                    count += 1
+                except OSError:
+                    pass  # deleted as the sink confirmed it
+    return count, size
+
+
+def mount_of(path):
+    """'fstype on device' of the mount that holds `path` (/proc/self/mounts)."""
+    path, best = os.path.realpath(path), ("", "unknown", "")
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            device, point, fstype = line.split()[:3]
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[0]):
+                best = (point, fstype, device)
+    return f"{best[1]} on {best[2]}"
+
+
+def strace_syncs(path):
+    """fsync and fdatasync calls in a `strace -c` summary: {syscall: calls}."""
+    calls = {}
+    for line in Collector.read(path).splitlines():
+        parts = line.split()   # % time, seconds, usecs/call, calls, [errors], syscall
+        if len(parts) >= 5 and parts[-1] in ("fsync", "fdatasync") and parts[3].isdigit():
+            calls[parts[-1]] = int(parts[3])
+    return calls
 
 
 def cpu_times():
@@ -401,7 +474,7 @@ class Collector:
 
 
 def otlpd_collector(binary, workdir, grpc_port, http_port, telemetry_port, exporter="nop", file_path=None,
-                    processors="batch"):
+                    processors="batch", queue_dir=None):
     if exporter == "file":
         exporters = ("  nop: {}\n"
                      f"  file: {{ path: {file_path}, format: json, "
@@ -409,8 +482,10 @@ def otlpd_collector(binary, workdir, grpc_port, http_port, telemetry_port, expor
         trace_exporter = "file"
     elif exporter.startswith("otlp_grpc:"):
         _, endpoint, compression = exporter.split(":", 2)
+        queue = ", sending_queue: { storage: file_storage }" if queue_dir else ""
         exporters = ("  nop: {}\n"
-                     f"  otlp_grpc: {{ endpoint: '127.0.0.1:{endpoint}', tls: {{ insecure: true }}, compression: {compression} }}\n")
+                     f"  otlp_grpc: {{ endpoint: '127.0.0.1:{endpoint}', tls: {{ insecure: true }}, "
+                     f"compression: {compression}{queue} }}\n")
         trace_exporter = "otlp_grpc"
     else:
         exporters = "  nop: {}\n"
@@ -425,15 +500,21 @@ def otlpd_collector(binary, workdir, grpc_port, http_port, telemetry_port, expor
             else:
                 processor_section += f"  {name}: {{}}\n"
         pipeline_processors = f"processors: [{', '.join(names)}], "
+    extension_section, service_extensions = "", ""
+    if queue_dir:
+        # fsync is the default; written out, since every figure of the row depends on it.
+        extension_section = f"extensions:\n  file_storage: {{ directory: '{queue_dir}', fsync: true }}\n"
+        service_extensions = "  extensions: [file_storage]\n"
     config = (
         "receivers:\n"
         "  otlp:\n"
         "    protocols:\n"
         f"      grpc: {{ endpoint: 127.0.0.1:{grpc_port} }}\n"
         f"      http: {{ endpoint: 127.0.0.1:{http_port} }}\n"
-        + processor_section +
+        + processor_section + extension_section +
         "exporters:\n" + exporters +
         "service:\n"
+        + service_extensions +
         # Self-telemetry is read once, at the end, for the batch sizes.
         f"  telemetry: {{ metrics: {{ address: 127.0.0.1:{telemetry_port} }} }}\n"
         "  pipelines:\n"
@@ -604,8 +685,12 @@ def parse_h2load_log(run, log_path, threshold_us):
         run.notes.append(f"h2load log holds {len(latencies)} rows of the window for {run.succeeded} succeeded")
 
 
-def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
+def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None, trace_syncs=False):
+    """One pass. trace_syncs: attach strace to otlpd for the window to count its fsyncs (an extra pass:
+    ptrace stops otlpd at every system call, so its other figures are not comparable)."""
     label = collector_name if file_dir is None or file_dir == SHM_DIR else "otlpd (disk)"
+    if trace_syncs:
+        label = "otlpd (strace)"
     run = Run(scenario.key, label, pass_no, args.duration, items_per_request=counts[scenario.payload])
     workdir = tempfile.mkdtemp(prefix=f"otlpd-bench-{scenario.key}-{collector_name}-")
     grpc_port, http_port = free_port(), free_port()
@@ -622,9 +707,14 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
         if scenario.forward and collector_name == "otlpd":
             sink_port, sink_telemetry = free_port(), free_port()
             exporter = f"otlp_grpc:{sink_port}:{scenario.forward}"
+        queue_dir = scenario.queue_dir if collector_name == "otlpd" else None
+        if queue_dir:
+            shutil.rmtree(queue_dir, ignore_errors=True)   # no backlog from an earlier pass
+            os.makedirs(queue_dir)
         collector = otlpd_collector(args.otlpd_copy, workdir, grpc_port, http_port, telemetry_port,
-                                    exporter, file_path, processors)
+                                    exporter, file_path, processors, queue_dir)
     else:
+        queue_dir = None
         if scenario.forward:
             sink_port, sink_telemetry = free_port(), free_port()
         collector = rotel_collector(args.rotel, workdir, grpc_port, http_port,
@@ -647,7 +737,8 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
         launch_us = time.time_ns() // 1000
         h2 = subprocess.Popen(h2load_argv(scenario, port, args.warmup, args.duration, log_path),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        lines, marks = [], {}
+        lines, marks, io, strace = [], {}, {}, None
+        strace_out = os.path.join(workdir, "strace.txt")
         killer = threading.Timer(args.warmup + args.duration + 120, h2.kill)
         killer.start()
         try:
@@ -656,10 +747,27 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
                 if "Main benchmark duration is started" in line and "start" not in marks:
                     marks["start"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid),
                                       cpu_times(), accepted_at(sink_telemetry) if sink else 0)
+                    if queue_dir:
+                        io["start"] = write_bytes(collector.pid)
+                    if trace_syncs:
+                        # -c counts calls per system call; -f takes in every thread (the fsyncs run on
+                        # otlpd's blocking-I/O pool). This script's CPU, not the collector's.
+                        strace = subprocess.Popen(["strace", "-f", "-c", "-e", "trace=fsync,fdatasync",
+                                                   "-p", str(collector.pid), "-o", strace_out],
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                        strace_started = time.monotonic()
                     checker.go.set()
                 elif "Main benchmark duration is over" in line and "end" not in marks:
                     marks["end"] = (time.monotonic(), cpu_seconds(collector.pid), cpu_seconds(h2.pid),
                                     cpu_times(), accepted_at(sink_telemetry) if sink else 0)
+                    if strace:
+                        strace.send_signal(signal.SIGINT)   # detaches and writes its summary
+                        run.sync_window = time.monotonic() - strace_started
+                    if queue_dir:
+                        io["end"] = write_bytes(collector.pid)
+                        segments, size = segment_files(queue_dir)
+                        run.notes.append(f"queue: {segments} segment file(s), {size / 2**20:.0f} MiB on disk at the "
+                                         "window's end (segments go as the sink confirms)")
                     if sink:
                         run.forwarded = int(marks["end"][4] - marks["start"][4])
                     run.rss_mib, run.threads = proc_status(collector.pid)
@@ -669,6 +777,23 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
         finally:
             killer.cancel()
             checker.go.set()
+            if strace:
+                if strace.poll() is None and "end" not in marks:
+                    strace.send_signal(signal.SIGINT)
+                try:
+                    _, strace_err = strace.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    strace.kill()
+                    _, strace_err = strace.communicate()
+                if "attached" in strace_err and "end" in marks:
+                    calls = strace_syncs(strace_out)
+                    run.syncs = sum(calls.values())
+                    run.notes.append(f"strace -f -c attached {run.sync_window:.1f} s: "
+                                     + ", ".join(f"{calls.get(c, 0)} {c}" for c in ("fdatasync", "fsync")))
+                else:
+                    run.notes.append(f"strace counted nothing: {strace_err.strip()[-200:] or 'no output'}")
+        if queue_dir and io.get("start") is not None and io.get("end") is not None:
+            run.queue_written = io["end"] - io["start"]
         if h2.returncode != 0:
             run.problems.append(f"h2load exited with {h2.returncode}: {''.join(lines[-5:]).strip()}")
         if "start" in marks and "end" in marks:
@@ -699,6 +824,14 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
                                 f"{collector.tail()}")
         if file_dir is not None:
             check_file_output(run, file_dir)
+        if queue_dir:
+            if run.queue_written is None:
+                run.notes.append("queue: /proc/PID/io unreadable, no disk bytes per span")
+            elif run.queue_written == 0:
+                run.problems.append(f"the persistent queue wrote nothing to disk under {queue_dir} in the window")
+            else:
+                run.notes.append(f"queue: {run.queue_written / 2**20:.0f} MiB to the storage layer in the window "
+                                 f"(write_bytes), {run.disk_per_item:.0f} B per {scenario.unit[:-1]} answered")
     except RuntimeError as error:
         run.problems.append(str(error))
     finally:
@@ -714,6 +847,8 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None):
             run.notes.append(f"otlpd exited with {collector.proc.returncode} on SIGTERM")
         if file_dir is not None:
             shutil.rmtree(file_dir, ignore_errors=True)
+        if queue_dir:
+            shutil.rmtree(queue_dir, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
     return run
 
@@ -779,10 +914,14 @@ def summarize(runs):
         "p50_ms": median([r.p50_ms for r in runs]),
         "p99_ms": median([r.p99_ms for r in runs]),
         "mean_batch": median([r.mean_batch for r in runs]),
+        "answered_rate": median([r.answered_rate for r in runs]),
+        "disk_per_item": median([r.disk_per_item for r in runs]),
+        "syncs_per_s": median([r.syncs_per_second for r in runs]),
         "problems": sum(len(r.problems) for r in runs),
         "spread": (max(r.rate for r in runs) - min(r.rate for r in runs)) / median([r.rate for r in runs]) * 100
         if runs and median([r.rate for r in runs]) else float("nan"),
         "passes": len(runs),
+        "items": runs[0].items_per_request if runs else 0,
     }
 
 
@@ -905,7 +1044,40 @@ def check_targets(results):
                 f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s arrived")
     else:
         lines.append("SKIP  forwarding with gzip target: scenario not run")
+    o, r = pair("forward-disk")
+    if o and r:
+        q = ratio(o["rate"], r["rate"])
+        at_least("forward through a persistent queue (file_storage, fsync, repo disk): otlpd forwarded spans/s "
+                 "≥ 2× rotel's (which forwards from memory: it has no persistent queue)", q, 2.0,
+                 f"{fmt(o['rate'])} vs {fmt(r['rate'])} spans/s arrived, ratio {q:.2f}; "
+                 f"{fmt(o['disk_per_item'], 0)} B to disk per span answered")
+    else:
+        lines.append("SKIP  persistent-queue target: scenario not run")
     return lines
+
+
+def queue_note(scn, res):
+    """The persistent-queue row's note: what rotel lacks, and how the queue's two figures were taken."""
+    with open(os.path.join(PAYLOAD_DIR, scn.payload + ".pb"), "rb") as f:
+        wire = len(f.read())
+    o, st = res.get("otlpd", {}), res.get("otlpd (strace)", {})
+    unit = scn.unit[:-1]
+    note = (f"{scn.number} `{scn.key}`: rotel has no persistent queue, so its row is its plain forwarding from memory "
+            "(its answer means the data is in memory; otlpd's, that it is fsync'ed on disk). "
+            f"Disk B per {unit}: growth of otlpd's /proc/PID/io write_bytes over the window / {scn.unit} answered "
+            f"in it, median over the passes (page-granular: a partly filled page fsync'ed and written again "
+            f"counts again; the request itself is {wire / (o.get('items') or 1):.0f} B per {unit} of protobuf). ")
+    if "unavailable" in st:
+        note += f"fsyncs/s: n/a ({st['unavailable']})."
+    elif st and st["syncs_per_s"] != st["syncs_per_s"]:
+        note += "fsyncs/s: n/a (the strace pass counted nothing: see its note below)."
+    elif st:
+        rate = st["answered_rate"]
+        note += (f"fsyncs/s: fsync + fdatasync calls counted by `strace -f -c` attached for the window of one "
+                 f"extra otlpd pass after the measured ones (ptrace slows otlpd, so that pass is not in the medians: "
+                 f"it answered {fmt(rate)} {scn.unit}/s; "
+                 f"{fmt(st['syncs_per_s'] / rate * 1e6 if rate else float('nan'), 0)} fsyncs per M {scn.unit} answered).")
+    return note
 
 
 def report(args, machine, scenarios, all_runs, results, targets):
@@ -919,14 +1091,19 @@ def report(args, machine, scenarios, all_runs, results, targets):
         out.append("- forwarding scenarios: both collectors send to a sink, otlpd receiving OTLP/gRPC into nop, pinned to "
                    f"CPU {LOAD_CPU} with h2load (never the collector's CPU); items/s and CPU-s per M count the spans "
                    "that reached the sink in the window, not what h2load got answered")
+    if any(s.queue_dir for s in scenarios):
+        out.append(f"- persistent queue: otlpd's `file_storage` folder `{QUEUE_DIR}` ({mount_of(OUT_DIR)}), fsync "
+                   "on, wiped before each run; rotel has no persistent queue (it forwards from memory)")
     out.append(f"- load: `{machine['h2load']}`; collector on CPU {COLLECTOR_CPU}, h2load on CPU {LOAD_CPU}")
     out.append(f"- each run: {args.warmup} s warm-up, {args.duration} s measured window; "
                f"{args.passes} pass(es) per collector, alternating; figures are medians over the passes")
     out.append(f"- load average before / after: {machine['loadavg']} / {machine['loadavg_after']}")
     out.append(f"- command: `{' '.join(sys.argv)}`\n")
     out.append("| # | scenario | collector | items/s | collector cores | CPU-s per M items | peak RSS MiB "
-               "| p50 ms | p99 ms | h2load cores | spread of items/s over passes | mean batch | failures |")
-    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+               "| p50 ms | p99 ms | h2load cores | spread of items/s over passes | mean batch "
+               "| queue: disk B per item · fsyncs/s | failures |")
+    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    row_notes = []
     for scn in scenarios:
         res = results.get(scn.key, {})
         baseline = [] if scn.baseline_processors is None else [baseline_name(scn.baseline_processors)]
@@ -936,18 +1113,29 @@ def report(args, machine, scenarios, all_runs, results, targets):
                 continue
             title = scn.title if name == "otlpd" else ""
             coll = name if name != "otlpd (disk)" else "otlpd, file on repo disk (disk-bound, 1 pass)"
+            queue = ""
+            if scn.queue_dir and name == "otlpd":
+                queue = f"{fmt(s['disk_per_item'], 0)} · {fmt(res.get('otlpd (strace)', {}).get('syncs_per_s', float('nan')), 0)}"
+            elif scn.queue_dir and name == "rotel":
+                queue = "no persistent queue"
             out.append(f"| {scn.number if name == 'otlpd' else ''} | {title} | {coll} | {fmt(s['rate'])} {scn.unit}/s "
                        f"| {s['cores']:.2f} | {s['cpu_per_million']:.3f} | {s['rss_mib']:.1f} | {s['p50_ms']:.2f} "
                        f"| {s['p99_ms']:.2f} | {s['loadgen_cores']:.2f} | "
                        f"{'–' if s['passes'] < 2 else format(s['spread'], '.0f') + ' %'} "
-                       f"| {'' if s['mean_batch'] != s['mean_batch'] else format(s['mean_batch'], '.0f')} | {s['problems'] or ''} |")
+                       f"| {'' if s['mean_batch'] != s['mean_batch'] else format(s['mean_batch'], '.0f')} | {queue} "
+                       f"| {s['problems'] or ''} |")
         o, r = res.get("otlpd"), res.get("rotel")
         if o and r:
             out.append(f"| | | **otlpd / rotel** | **{ratio(o['rate'], r['rate']):.2f}×** | "
                        f"{ratio(o['cores'], r['cores']):.2f}× | **{ratio(o['cpu_per_million'], r['cpu_per_million']):.3f}×** "
                        f"| {ratio(o['rss_mib'], r['rss_mib']):.2f}× | {ratio(o['p50_ms'], r['p50_ms']):.3f}× "
-                       f"| {ratio(o['p99_ms'], r['p99_ms']):.3f}× | | | | |")
+                       f"| {ratio(o['p99_ms'], r['p99_ms']):.3f}× | | | | | |")
+        if scn.queue_dir:
+            row_notes.append(queue_note(scn, res))
     out.append("")
+    if row_notes:
+        out.extend(f"- {n}" for n in row_notes)
+        out.append("")
     out.append("## Targets\n")
     out.append("```")
     out.extend(targets)
@@ -1076,10 +1264,25 @@ def main():
                 log(f"   otlpd, file on disk: {fmt(run.rate)} {scn.unit}/s, {run.cores:.2f} cores, "
                     f"{run.cpu_per_million:.3f} CPU-s/M" + (" FAILED: " + "; ".join(run.problems)
                                                             if run.problems else ""))
+            if scn.queue_dir:
+                # fsyncs are counted in a pass of their own: strace stops otlpd at every system call,
+                # which would drag the measured passes down.
+                if shutil.which("strace"):
+                    run = one_run(scn, "otlpd", 1, args, counts, trace_syncs=True)
+                    all_runs.append(run)
+                    results[scn.key]["otlpd (strace)"] = summarize([run])
+                    log(f"   otlpd under strace: {fmt(run.syncs_per_second, 0)} fsyncs/s, "
+                        f"{fmt(run.answered_rate)} {scn.unit}/s answered" + (" FAILED: " + "; ".join(run.problems)
+                                                                             if run.problems else ""))
+                else:
+                    # otlpd counts its syncs (PersistentQueue.syncCount) but exports no metric of them.
+                    results[scn.key]["otlpd (strace)"] = {
+                        "unavailable": "strace is not installed and otlpd's /metrics has no fsync counter"}
     finally:
         shutil.rmtree(snapshot_dir, ignore_errors=True)
         shutil.rmtree(SHM_DIR, ignore_errors=True)
         shutil.rmtree(DISK_DIR, ignore_errors=True)
+        shutil.rmtree(QUEUE_DIR, ignore_errors=True)
     log(f"took {time.monotonic() - started:.0f} s")
     machine["loadavg_after"] = loadavg()
 

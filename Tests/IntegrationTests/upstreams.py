@@ -146,7 +146,7 @@ class HTTP1Server:
                 def log_message(self, *args):
                     pass
 
-            self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
             self.port = self.server.server_address[1]
             threading.Thread(target=self.server.serve_forever, daemon=True).start()
         else:
@@ -295,7 +295,7 @@ class HTTPSink:
     records each POST, decodes it (gzip or not, protobuf or JSON), and
     answers 200 or what `script` says for the first requests."""
 
-    def __init__(self, script: list | None = None, partial: tuple[int, str] | None = None, tls: tuple | None = None):
+    def __init__(self, script: list | None = None, partial: tuple[int, str] | None = None, tls: tuple | None = None, port: int = 0):
         import gzip as gzip_module
         from google.protobuf import json_format
         sink = self
@@ -356,7 +356,7 @@ class HTTPSink:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.scheme = "http"
         if tls:
             # HTTPS that offers no ALPN: an HTTP/1.1-only upstream.

@@ -384,16 +384,17 @@ struct PersistentQueueTests {
         let directory = try temporaryDirectory() + "/queue"
         let seen = NIOLockedValueBox<[String]>([])
         let (old, new) = (Owner(), Owner())
-        let first = try PersistentQueue.attach(self.settings(directory), owner: old, route: self.route(seen, "old"))
+        let (first, opened) = try PersistentQueue.attach(self.settings(directory), owner: old, route: self.route(seen, "old"))
+        #expect(opened)
         try await first.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: 2), itemCount: 2))
         #expect(await eventually { seen.withLockedValue { $0 } == ["old:2"] })
-        let second = try PersistentQueue.attach(self.settings(directory), owner: new, route: self.route(seen, "new"))
-        #expect(first === second)
+        let (second, openedAgain) = try PersistentQueue.attach(self.settings(directory), owner: new, route: self.route(seen, "new"))
+        #expect(first === second && !openedAgain)
         await first.detach(owner: old, deadline: .now)
         try await second.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: 3), itemCount: 3))
         #expect(await eventually { seen.withLockedValue { $0 } == ["old:2", "new:3"] })
         await second.detach(owner: new, deadline: .now)
-        let reopened = try PersistentQueue.attach(self.settings(directory), owner: old, route: self.route(seen, "again"))
+        let reopened = try PersistentQueue.attach(self.settings(directory), owner: old, route: self.route(seen, "again")).queue
         #expect(reopened !== first && reopened.pending.records == 0, "closed, then opened afresh with everything confirmed")
         await reopened.detach(owner: old, deadline: .now)
     }
@@ -418,7 +419,7 @@ struct PersistentQueueTests {
         let directory = try temporaryDirectory() + "/queue"
         let seen = NIOLockedValueBox<[String]>([])
         let owner = Owner()
-        let queue = try PersistentQueue.attach(self.settings(directory, capacity: 2), owner: owner, route: self.route(seen, "down", confirm: false))
+        let queue = try PersistentQueue.attach(self.settings(directory, capacity: 2), owner: owner, route: self.route(seen, "down", confirm: false)).queue
         for _ in 0..<2 { try await queue.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: 1), itemCount: 1)) }
         do {
             try await queue.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: 1), itemCount: 1))
@@ -428,7 +429,7 @@ struct PersistentQueueTests {
         }
         #expect(queue.pending.records == 2 && queue.pending.oldest != nil)
         await queue.detach(owner: owner, deadline: .now + .milliseconds(200))
-        let restarted = try PersistentQueue.attach(self.settings(directory), owner: owner, route: self.route(seen, "up"))
+        let restarted = try PersistentQueue.attach(self.settings(directory), owner: owner, route: self.route(seen, "up")).queue
         #expect(await eventually { seen.withLockedValue { $0.filter { $0.hasPrefix("up") } }.count == 2 })
         #expect(await eventually { restarted.pending.records == 0 })
         await restarted.detach(owner: owner, deadline: .now)
@@ -447,11 +448,28 @@ struct PersistentQueueTests {
                 return .confirmed(nil)
             },
             deadLetter: { _, _ in true })
-        let queue = try PersistentQueue.attach(self.settings(directory), owner: owner, route: route)
+        let queue = try PersistentQueue.attach(self.settings(directory), owner: owner, route: route).queue
         for spans in 1...5 { try await queue.append(TelemetryBatch(signal: .traces, payload: TestRequests.traces(spans: spans), itemCount: spans)) }
         release.withLockedValue { $0 = true }
         await queue.detach(owner: owner, deadline: .now + .seconds(5))
         #expect(seen.withLockedValue { $0.count } == 5)
         #expect(try SegmentLog(directory: directory).pendingAtOpen.records == 0)
+    }
+}
+
+struct SegmentLogEmptyingTests {
+    @Test("confirming everything deletes the last segment too; the next record starts a new one, and a restart sends only it")
+    func confirmAll() throws {
+        let directory = try temporaryDirectory()
+        var log = try SegmentLog(directory: directory)
+        var end = LogPosition(segment: 0, offset: 0)
+        for index in 0..<3 { end = try log.append([ByteBuffer(string: "r\(index)")]) }
+        try log.sync()
+        try log.confirm(through: end)
+        #expect(log.segments.isEmpty && log.bytesOnDisk == 0)
+        try log.append([ByteBuffer(string: "after")])
+        try log.sync()
+        let reopened = try SegmentLog(directory: directory)
+        #expect(try reopened.records(after: reopened.confirmed, limit: 10).map { String(buffer: $0.payload) } == ["after"])
     }
 }

@@ -26,6 +26,8 @@ public struct ExporterStatus: Sendable, Equatable {
     public var deadLettered = 0
     /// Whether the queue is on disk (`sending_queue.storage`).
     public var persistent = false
+    /// Why the queue refuses requests now (full): nil while it takes them.
+    public var queueFull: String?
     public var lastError: String?
     public var lastErrorAge: Duration?
 

@@ -50,6 +50,8 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
         var failedItems = 0
         var deadLettered = 0
         var stopped = false
+        /// Why the persistent queue refuses requests now; nil once it takes them again.
+        var queueFull: String?
     }
 
     package init(helper: ExporterHelperConfiguration, sender: Sender, signals: Set<Signal>, settings: ComponentSettings) throws {
@@ -110,10 +112,11 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
                 let route = PersistentQueue.Route(
                     send: { batch in await self.sendQueued(batch) },
                     deadLetter: { batch, failure in await self.keepRefused(batch, status: failure.status, message: failure.message) })
-                let queue = try PersistentQueue.attach(settings, owner: self, route: route)
+                let (queue, fresh) = try PersistentQueue.attach(settings, owner: self, route: route)
                 opened[signal] = queue
                 self.gauges[signal]?.capacity.set(self.helper.queue.queueSize)
-                self.reportRecovery(queue)
+                // A queue taken over from a reload's predecessor was reported when it opened.
+                if fresh { self.reportRecovery(queue) }
             }
         } catch {
             for queue in opened.values { Task { await queue.detach(owner: self, deadline: .now) } }
@@ -151,6 +154,7 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
                 failed: state.failedItems, lastError: state.lastError?.text, lastErrorAge: state.lastError.map { now - $0.at })
             status.deadLettered = state.deadLettered
             status.persistent = self.storage != nil
+            status.queueFull = state.queueFull
             return status
         }
     }
@@ -248,8 +252,21 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
             try await queue.append(request)
         } catch {
             self.counters.enqueueFailed.add(request.itemCount, for: request.signal)
-            self.state.withLockedValue { $0.lastError = (error.message, .now) }
+            let firstRefusal = self.state.withLockedValue { state -> Bool in
+                defer { state.queueFull = error.message }
+                return state.queueFull == nil
+            }
+            if firstRefusal {
+                self.logger.warning("the persistent queue refuses requests; clients are told to retry later", metadata: ["reason": "\(error.message)"])
+            }
             throw error
+        }
+        if self.state.withLockedValue({ $0.queueFull }) != nil {
+            let cleared = self.state.withLockedValue { state -> Bool in
+                defer { state.queueFull = nil }
+                return state.queueFull != nil
+            }
+            if cleared { self.logger.info("the persistent queue takes requests again") }
         }
         return .all
     }

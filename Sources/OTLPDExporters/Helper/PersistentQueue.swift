@@ -73,7 +73,8 @@ package final class PersistentQueue: Sendable {
         }
         let log: SegmentLog
         do {
-            log = try SegmentLog(directory: directory)
+            // Space comes back a segment at a time: small enough segments that a full queue frees some soon.
+            log = try SegmentLog(directory: directory, segmentLimit: min(64 << 20, max(256 << 10, settings.budget.limit / 16)))
         } catch {
             throw PersistentQueueError("cannot open the queue in \(directory): \(error)")
         }
@@ -107,7 +108,9 @@ package final class PersistentQueue: Sendable {
 
     /// The queue of `settings.directory`, opened (and its delivery started)
     /// if no exporter of this process has it open; `owner` sends its records from now on.
-    package static func attach(_ settings: Settings, owner: AnyObject, route: Route) throws(PersistentQueueError) -> PersistentQueue {
+    package static func attach(_ settings: Settings, owner: AnyObject, route: Route) throws(PersistentQueueError) -> (
+        queue: PersistentQueue, opened: Bool
+    ) {
         let key = settings.directory
         let result: Result<(PersistentQueue, Bool), PersistentQueueError> = Self.open.withLockedValue { open in
             if let queue = open[key] {
@@ -125,7 +128,7 @@ package final class PersistentQueue: Sendable {
         let (queue, opened) = try result.get()
         queue.routes.withLockedValue { $0.append((ObjectIdentifier(owner), route)) }
         if opened { queue.delivery.start() }
-        return queue
+        return (queue, opened)
     }
 
     /// `owner` leaves. The last one closes the queue: the delivery goes on

@@ -174,6 +174,15 @@ package struct SegmentLog: Sendable {
     /// segments wholly before it deleted.
     package mutating func confirm(through position: LogPosition) throws(SystemError) {
         guard position > self.confirmed else { return }
+        var position = position
+        if position == self.end && self.end.offset > 0 {
+            // Everything is confirmed: the next record starts a new segment, so this one goes too.
+            try self.writer?.sync()
+            self.writer?.close()
+            self.writer = nil
+            self.end = LogPosition(segment: self.end.segment + 1, offset: 0)
+            position = self.end
+        }
         try FileOperations.writeAtomically(self.directory + "/confirmed", Array("\(position.segment) \(position.offset)\n".utf8))
         self.confirmed = position
         let done = self.segments.filter { $0 < position.segment }

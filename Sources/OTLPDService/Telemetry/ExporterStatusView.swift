@@ -8,7 +8,8 @@ enum ExporterStatusView {
             var out = "{\"exporter\":\(ServiceRegistry.quote(status.exporter)),\"target\":\(ServiceRegistry.quote(status.target))"
             out += ",\"state\":\(ServiceRegistry.quote(status.state.rawValue))"
             out += ",\"queue\":{\"persistent\":\(status.persistent),\"requests\":\(status.queuedRequests),\"bytes\":\(status.queuedBytes)"
-            out += ",\"oldestSeconds\":\(status.oldestAge.map { Self.seconds($0) } ?? "null")}"
+            out += ",\"oldestSeconds\":\(status.oldestAge.map { Self.seconds($0) } ?? "null")"
+            out += ",\"full\":\(status.queueFull.map(ServiceRegistry.quote) ?? "null")}"
             out += ",\"sent\":\(status.sent),\"failed\":\(status.failed),\"deadLettered\":\(status.deadLettered)"
             out += ",\"lastError\":\(status.lastError.map(ServiceRegistry.quote) ?? "null")"
             out += ",\"lastErrorSecondsAgo\":\(status.lastErrorAge.map { Self.seconds($0) } ?? "null")}"
@@ -22,7 +23,8 @@ enum ExporterStatusView {
         var rows = [["EXPORTER", "TARGET", "STATE", "QUEUE", "OLDEST", "SENT", "FAILED", "DEAD-LETTERED", "LAST ERROR"]]
         for status in statuses {
             let queue = "\(status.queuedRequests) req, \(ConfigUnits.formatBytes(status.queuedBytes))\(status.persistent ? " on disk" : "")"
-            let error = status.lastError.map { "\($0) (\(ServiceRegistry.ago((status.lastErrorAge ?? .zero).nanosecondsValue)))" } ?? "-"
+            // A full queue is what a client meets first: it comes before the upstream's last error.
+            let error = status.queueFull.map { "queue full: \($0)" } ?? status.lastError.map { "\($0) (\(ServiceRegistry.ago((status.lastErrorAge ?? .zero).nanosecondsValue)))" } ?? "-"
             rows.append([
                 status.exporter, status.target, status.state.rawValue, queue, status.oldestAge.map { Self.seconds($0) + "s" } ?? "-",
                 String(status.sent), String(status.failed), String(status.deadLettered), error,
