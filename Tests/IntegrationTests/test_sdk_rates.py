@@ -287,6 +287,7 @@ if __name__ == "__main__" and "--child" in sys.argv:
 
 import pytest  # noqa: E402
 
+from upstreams import free_port
 from otlpd_harness import base_config, read_jsonl, records, service_of, wait_until  # noqa: E402
 
 # An SDK's defaults come from OTEL_BSP_* and OTEL_EXPORTER_OTLP_*; these tests use the defaults.
@@ -324,9 +325,10 @@ def span_counts_of(path: Path, services: set[str]) -> dict[str, collections.Coun
     return counts
 
 
-def check_exactly_once(path: Path, sent: dict[str, list[str]], daemon) -> dict[str, collections.Counter]:
+def check_exactly_once(path: Path, sent: dict[str, list[str]], daemon, settle: float = 3) -> dict[str, collections.Counter]:
     """Waits briefly for every sent span (acknowledged means written, so they should be there at
-    once), then asserts each is in the file exactly once and nothing else is there for the service."""
+    once; `settle` is longer where a queue delivers them later), then asserts each is in the file
+    exactly once and nothing else is there for the service."""
     total = sum(len(ids) for ids in sent.values())
 
     def all_there():
@@ -334,7 +336,7 @@ def check_exactly_once(path: Path, sent: dict[str, list[str]], daemon) -> dict[s
         return counts if all(set(ids) <= set(counts[s]) for s, ids in sent.items()) else None
 
     try:
-        counts = wait_until(all_there, 3, f"all {total} spans in {path.name}")
+        counts = wait_until(all_there, settle, f"all {total} spans in {path.name}")
     except AssertionError:
         counts = span_counts_of(path, set(sent))
     problems = []
@@ -429,11 +431,40 @@ def test_batch_span_processor_through_a_forwarding_otlpd(otlpd, tmp_path, rate, 
     assert forwarder.stop() == 0 and upstream.stop() == 0
 
 
+@pytest.mark.parametrize("rate,duration,min_fraction", RATES)
+def test_batch_span_processor_into_a_persistent_queue_while_the_upstream_is_down(otlpd, tmp_path, rate, duration, min_fraction):
+    """The SDK at its defaults through [batch] -> otlp_grpc with a persistent queue (fsync on)
+    while the upstream is down: answers wait for the disk, not the upstream, so the SDK drops
+    nothing; once the upstream starts, every span reaches it exactly once."""
+    port = free_port()
+    upstream_dir = tmp_path / "upstream"
+    upstream_dir.mkdir()
+    config = base_config(tmp_path, processors={"batch": {}}, signals=("traces",), exporters={"otlp_grpc": {
+        "endpoint": f"127.0.0.1:{port}", "tls": {"insecure": True}, "sending_queue": {"storage": "file_storage"},
+        "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms"}}})
+    config["extensions"] = {"file_storage": {"directory": str(tmp_path / "queue"), "fsync": True}}
+    config["service"]["extensions"] = ["file_storage"]
+    forwarder = otlpd.start(config)
+    upstream = []
+
+    def start_upstream():
+        upstream.append(otlpd.start(base_config(upstream_dir, signals=("traces",), grpc={"endpoint": f"127.0.0.1:{port}"},
+                                                exporters={"file": {"path": str(upstream_dir / "otlpd.jsonl")}}), workdir=upstream_dir))
+
+    service = f"shop-queued-{rate}"
+    hold_rate(forwarder, forwarder, upstream_dir / "otlpd.jsonl", service, "grpc", rate, duration, min_fraction, debug_lines=False,
+              after_run=start_upstream, settle=30)
+    assert forwarder.stop() == 0 and upstream[0].stop() == 0
+
+
 def hold_rate(daemon, writer, path: Path, service: str, protocol: str, rate: int, duration: float, min_fraction: float,
-              debug_lines: bool = True) -> None:
+              debug_lines: bool = True, after_run=None, settle: float = 3) -> None:
     """Runs the SDK against `daemon` and holds it to every span once in `path` (written by `writer`),
-    or, where the SDK itself cannot keep the rate (the control), to an xfail with the figures."""
+    or, where the SDK itself cannot keep the rate (the control), to an xfail with the figures.
+    `after_run` runs once the SDK is done, before the file is read (an upstream started then)."""
     report = run_batch_client(service, protocol, daemon.grpc_port, daemon.http_port, rate, duration)
+    if after_run:
+        after_run()
     print(describe(report))
     assert report["settings"] == {"max_queue_size": 2048, "schedule_delay_millis": 5000,
                                   "max_export_batch_size": 512}, f"SDK defaults: {report['settings']}"
@@ -442,7 +473,7 @@ def hold_rate(daemon, writer, path: Path, service: str, protocol: str, rate: int
     assert not other_warnings, f"the SDK logged warnings: {other_warnings[:10]}"
     # Whatever the SDK handed otlpd and got answered is in the file, exactly once.
     assert set(report["exported_ids"]) <= set(report["span_ids"]), "the exporter got spans this test did not make"
-    check_exactly_once(path, {service: report["exported_ids"]}, writer)
+    check_exactly_once(path, {service: report["exported_ids"]}, writer, settle=settle)
     if debug_lines:
         wait_for_debug_lines(daemon, service, report["exported_ids"])
 
@@ -505,20 +536,20 @@ def test_simple_span_processor_answers_in_milliseconds(otlpd, tmp_path, protocol
     assert daemon.stop() == 0
 
 
-def test_ten_sdk_processes_at_once(otlpd, tmp_path):
-    """Ten processes, each an SDK with BatchSpanProcessor defaults at 1,000 spans/s for 3 s,
-    half over gRPC, half over HTTP: every span of every process in the file exactly once."""
-    daemon = start_default(otlpd, tmp_path)
+def run_sdk_processes(daemon, tmp_path: Path, count: int, rate: int, duration: float, prefix: str,
+                      protocols=PROTOCOLS) -> list[dict]:
+    """`count` processes, each an SDK with BatchSpanProcessor defaults at `rate` spans/s for
+    `duration` s, started together; returns their reports."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    go = tmp_path / "go"
+    go = tmp_path / f"go-{prefix}"
     children = []
-    for i in range(10):
-        protocol = PROTOCOLS[i % 2]
-        service = f"shop-proc-{i}-{protocol}"
-        paths = {k: tmp_path / f"child-{i}.{k}" for k in ("report", "ready", "out")}
+    for i in range(count):
+        protocol = protocols[i % len(protocols)]
+        service = f"{prefix}-{i}-{protocol}"
+        paths = {k: tmp_path / f"{prefix}-{i}.{k}" for k in ("report", "ready", "out")}
         argv = [sys.executable, __file__, "--child", "--service", service, "--protocol", protocol,
                 "--grpc-port", str(daemon.grpc_port), "--http-port", str(daemon.http_port),
-                "--rate", "1000", "--duration", "3", "--report", str(paths["report"]),
+                "--rate", str(rate), "--duration", str(duration), "--report", str(paths["report"]),
                 "--ready", str(paths["ready"]), "--go", str(go)]
         out = open(paths["out"], "wb")
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -531,7 +562,7 @@ def test_ten_sdk_processes_at_once(otlpd, tmp_path):
                     raise AssertionError(f"{service} exited with {proc.returncode}:\n{paths['out'].read_text()}")
             return all(paths["ready"].exists() for *_, paths in children)
 
-        wait_until(all_ready, 60, "10 SDK processes ready", interval=0.05)
+        wait_until(all_ready, 60, f"{count} SDK processes ready", interval=0.05)
         go.write_text("go")
         for service, proc, out, paths in children:
             try:
@@ -545,7 +576,14 @@ def test_ten_sdk_processes_at_once(otlpd, tmp_path):
                 proc.kill()
                 proc.wait()
             out.close()
-    reports = [json.loads(paths["report"].read_text()) for *_, paths in children]
+    return [json.loads(paths["report"].read_text()) for *_, paths in children]
+
+
+def test_ten_sdk_processes_at_once(otlpd, tmp_path):
+    """Ten processes, each an SDK with BatchSpanProcessor defaults at 1,000 spans/s for 3 s,
+    half over gRPC, half over HTTP: every span of every process in the file exactly once."""
+    daemon = start_default(otlpd, tmp_path)
+    reports = run_sdk_processes(daemon, tmp_path, 10, 1000, 3, "shop-proc")
     for report in reports:
         print(describe(report))
     dropped = [describe(r) + f" logged {r['drops']}" for r in reports if r["drops"]]
@@ -560,3 +598,32 @@ def test_ten_sdk_processes_at_once(otlpd, tmp_path):
     slow = [describe(r) for r in reports if r["achieved_rate"] < 0.9 * r["rate"]]
     assert not slow, "processes could not hold 1,000 spans/s:\n" + "\n".join(slow)
     assert daemon.stop() == 0
+
+
+def test_four_sdk_processes_at_20000_spans_a_second_into_a_persistent_queue(otlpd, tmp_path):
+    """20,000 spans/s in all from four SDK processes (BatchSpanProcessor defaults, 5,000 spans/s
+    each, gRPC) through [batch] -> otlp_grpc with a persistent queue (fsync on) while the
+    upstream is down: no SDK drops a span, and once the upstream starts every span reaches it
+    exactly once."""
+    port = free_port()
+    upstream_dir = tmp_path / "upstream"
+    upstream_dir.mkdir()
+    config = base_config(tmp_path, processors={"batch": {}}, signals=("traces",), exporters={"otlp_grpc": {
+        "endpoint": f"127.0.0.1:{port}", "tls": {"insecure": True}, "sending_queue": {"storage": "file_storage"},
+        "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms"}}})
+    config["extensions"] = {"file_storage": {"directory": str(tmp_path / "queue"), "fsync": True}}
+    config["service"]["extensions"] = ["file_storage"]
+    forwarder = otlpd.start(config)
+    reports = run_sdk_processes(forwarder, tmp_path, 4, 5000, 3, "shop-queued-proc", protocols=("grpc",))
+    for report in reports:
+        print(describe(report))
+    dropped = [describe(r) + f" logged {r['drops']}" for r in reports if r["drops"] or r["spans_exported"] != r["created"]]
+    assert not dropped, "SDKs dropped spans:\n" + "\n".join(dropped)
+    assert not [r for r in reports if r["failures"] or r["warnings"]], "\n".join(describe(r) for r in reports)
+    total = sum(r["created"] for r in reports) / max(r["elapsed"] for r in reports)
+    print(f"in all: {sum(r['created'] for r in reports)} spans at {total:.0f}/s")
+    assert total >= 0.9 * 20_000, f"the four processes made only {total:.0f} spans/s here"
+    upstream = otlpd.start(base_config(upstream_dir, signals=("traces",), grpc={"endpoint": f"127.0.0.1:{port}"},
+                                       exporters={"file": {"path": str(upstream_dir / "otlpd.jsonl")}}), workdir=upstream_dir)
+    check_exactly_once(upstream_dir / "otlpd.jsonl", {r["service"]: r["span_ids"] for r in reports}, forwarder, settle=30)
+    assert forwarder.stop() == 0 and upstream.stop() == 0
