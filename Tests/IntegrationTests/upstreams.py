@@ -146,7 +146,7 @@ class HTTP1Server:
                 def log_message(self, *args):
                     pass
 
-            self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+            self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
             self.port = self.server.server_address[1]
             threading.Thread(target=self.server.serve_forever, daemon=True).start()
         else:

@@ -52,8 +52,8 @@ struct ConfigErrorTests {
     }
 
     @Test func notYetBuiltComponentIsSaidSo() throws {
-        let yaml = Self.valid + "\nextensions:\n  file_storage: { directory: /tmp/q }\n"
-        try self.expectError(yaml, at: "extensions.file_storage", containing: "not supported by this build yet")
+        let yaml = Self.valid + "\nextensions:\n  bearertokenauth: { token: x }\n"
+        try self.expectError(yaml, at: "extensions.bearertokenauth", containing: "not supported by this build yet")
     }
 
     @Test func unknownKeyWithItsPath() throws {
@@ -153,9 +153,23 @@ struct ConfigErrorTests {
     }
 
     @Test func extensionsMustBeKnownAndDefined() throws {
-        try self.expectError(Self.valid + "\nextensions:\n  file_storage: {}\n", at: "extensions.file_storage", containing: "not supported by this build yet")
+        try self.expectError(Self.valid + "\nextensions:\n  bearertokenauth: {}\n", at: "extensions.bearertokenauth", containing: "not supported by this build yet")
         try self.expectError(Self.valid + "\nextensions:\n  zpages: {}\n", at: "extensions.zpages", containing: "unknown extension type")
         try self.expectError(Self.valid, at: "service.extensions[0]", containing: "not defined under 'extensions'", sets: ["service.extensions=[health_check]"])
+    }
+
+    @Test func persistentQueueNamesAnEnabledStorage() throws {
+        let exporter = "nop: {}\n  otlp_grpc: { endpoint: 127.0.0.1:4317, sending_queue: { storage: file_storage } }"
+        let yaml = Self.valid.replacingOccurrences(of: "exporters: [nop]", with: "exporters: [nop, otlp_grpc]")
+            .replacingOccurrences(of: "nop: {}", with: exporter) + "\n"
+        try self.expectError(yaml, at: "exporters.otlp_grpc.sending_queue.storage", containing: "is not defined under 'extensions'")
+        let defined = yaml + "extensions:\n  file_storage: { directory: /tmp/q }\n  health_check: {}\n"
+        try self.expectError(defined, at: "exporters.otlp_grpc.sending_queue.storage", containing: "not listed in service.extensions")
+        let wrongKind = defined.replacingOccurrences(of: "storage: file_storage", with: "storage: health_check")
+        try self.expectError(
+            wrongKind, at: "exporters.otlp_grpc.sending_queue.storage", containing: "keeps no queues", sets: ["service.extensions=[health_check]"])
+        let deadLetterAlone = yaml.replacingOccurrences(of: "{ storage: file_storage }", with: "{ dead_letter: { max_size: 1MiB } }")
+        try self.expectError(deadLetterAlone, at: "exporters.otlp_grpc.sending_queue.dead_letter", containing: "applies to a persistent queue")
     }
 
     func decoded(_ yaml: String, sets: [String] = []) throws -> CollectorConfiguration {
