@@ -68,6 +68,9 @@ public struct ExporterHelperConfiguration: Sendable, Equatable {
                     queue.error("storage", "'\(name)' is not an extension id: write file_storage or file_storage/NAME")
                 }
             }
+            if settings.storage != nil && !settings.enabled {
+                queue.error("storage", "a persistent queue needs the sending queue: remove 'enabled: false' or 'storage'")
+            }
             if let deadLetter = queue.child("dead_letter") {
                 if settings.storage == nil { queue.error("dead_letter", "applies to a persistent queue: set storage as well") }
                 if let path = deadLetter.string("path") {

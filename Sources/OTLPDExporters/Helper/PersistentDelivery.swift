@@ -130,7 +130,8 @@ package final class PersistentDelivery: Sendable {
         self.state.withLockedValue { state -> LogRecord? in
             if state.prefetched.isEmpty {
                 let after = state.handedOut.last?.end ?? state.next
-                state.prefetched = (try? self.writer.durableLog.records(after: after, limit: 64)) ?? []
+                // A few records ahead, and a few MiB at most: a record may be a whole batch.
+                state.prefetched = (try? self.writer.durableLog.records(after: after, limit: 64, maxBytes: 8 << 20)) ?? []
             }
             guard !state.prefetched.isEmpty else { return nil }
             let record = state.prefetched.removeFirst()

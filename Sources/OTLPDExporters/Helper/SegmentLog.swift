@@ -142,16 +142,17 @@ package struct SegmentLog: Sendable {
 
     // MARK: Reading
 
-    /// Up to `limit` records after `position` and before `end`, each with
+    /// Up to `limit` records (and about `maxBytes`: at least one) after `position` and before `end`, each with
     /// the position after it, read where they are (two reads a record, not
     /// whole segments). Records that fail their checksum are skipped; lost
     /// framing ends a segment (recovery quarantined both).
-    package func records(after position: LogPosition, limit: Int) throws(SystemError) -> [LogRecord] {
+    package func records(after position: LogPosition, limit: Int, maxBytes: Int = .max) throws(SystemError) -> [LogRecord] {
         var found: [LogRecord] = []
-        for segment in self.segments where segment >= position.segment && segment <= self.end.segment && found.count < limit {
+        var bytes = 0
+        for segment in self.segments where segment >= position.segment && segment <= self.end.segment && found.count < limit && bytes < maxBytes {
             let file = try ReadOnlyFile(path: self.path(of: segment))
             var offset = segment == position.segment ? position.offset : 0
-            while found.count < limit && (segment < self.end.segment || offset < self.end.offset) {
+            while found.count < limit && bytes < maxBytes && (segment < self.end.segment || offset < self.end.offset) {
                 let header = try file.read(at: offset, count: Self.headerBytes)
                 guard header.count == Self.headerBytes else { break }
                 let length = Int(Self.uint32(header, 0))
@@ -160,6 +161,7 @@ package struct SegmentLog: Sendable {
                 guard body.count == length else { break }
                 let payload = ByteBuffer(bytes: body)
                 offset += Self.headerBytes + length
+                bytes += length
                 if CRC32C.checksum([ByteBuffer(bytes: header[8..<16]), payload]) == Self.uint32(header, 4) {
                     found.append(LogRecord(end: LogPosition(segment: segment, offset: offset), payload: payload, appendedAt: Self.int64(header, 8)))
                 }
