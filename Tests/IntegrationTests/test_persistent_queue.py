@@ -90,6 +90,16 @@ class Senders:
             return len(self.acknowledged)
 
 
+def send(channel, prefix: str, requests: int, spans: int = 3) -> list[str]:
+    """Sends `requests` trace requests one after another; returns their span ids (each was answered OK)."""
+    sent = []
+    for index in range(requests):
+        request = trace_request(f"{prefix}-{index}", spans)
+        grpc_export(channel, request, timeout=5)
+        sent += request_span_ids(request)
+    return sent
+
+
 def wait_for_all(sink: GrpcSink, acknowledged: list[str], timeout: float = 30) -> collections.Counter:
     """Waits until every acknowledged span reached the sink; returns the arrivals' counts."""
     wanted = set(acknowledged)
@@ -165,10 +175,7 @@ def test_sigterm_with_the_upstream_down_keeps_the_queue_and_exits_promptly(otlpd
     forwarder = otlpd.start(config)
     acknowledged = []
     with grpc.insecure_channel(forwarder.grpc_target) as channel:
-        for index in range(20):
-            request = trace_request(f"term-{index}", 5)
-            grpc_export(channel, request, timeout=5)
-            acknowledged += request_span_ids(request)
+        acknowledged += send(channel, "term", 20, 5)
     started = time.monotonic()
     assert forwarder.stop() == 0
     # The upstream refuses connections: the drain ends at the first failure, not at shutdown_timeout.
@@ -191,10 +198,7 @@ def test_sigterm_with_the_upstream_up_drains_the_queue(otlpd, tmp_path):
         forwarder = otlpd.start(config)
         acknowledged = []
         with grpc.insecure_channel(forwarder.grpc_target) as channel:
-            for index in range(30):
-                request = trace_request(f"drain-{index}", 5)
-                grpc_export(channel, request, timeout=5)
-                acknowledged += request_span_ids(request)
+            acknowledged += send(channel, "drain", 30, 5)
         assert forwarder.stop() == 0
         # Sent before the exit: a pod that never comes back leaves nothing behind.
         assert set(acknowledged) <= set(sink.span_ids())
@@ -269,16 +273,10 @@ def test_a_deleted_offset_file_sends_everything_on_disk_again(otlpd, tmp_path):
     forwarder = otlpd.start(config)
     confirmed, queued = [], []
     with grpc.insecure_channel(forwarder.grpc_target) as channel:
-        for index in range(3):
-            request = trace_request(f"before-{index}", 3)
-            grpc_export(channel, request, timeout=5)
-            confirmed += request_span_ids(request)
+        confirmed += send(channel, "before", 3, 3)
         wait_for_all(sink, confirmed)
         sink.stop()
-        for index in range(3):
-            request = trace_request(f"queued-{index}", 3)
-            grpc_export(channel, request, timeout=5)
-            queued += request_span_ids(request)
+        queued += send(channel, "queued", 3, 3)
     assert forwarder.stop() == 0
     offset_file = queue_dir(tmp_path) / "confirmed"
     assert offset_file.exists()
@@ -417,17 +415,11 @@ def test_reload_hands_the_queue_to_the_changed_exporter(otlpd, tmp_path):
         forwarder = otlpd.start(config_path)
         confirmed, queued = [], []
         with grpc.insecure_channel(forwarder.grpc_target) as channel:
-            for index in range(3):
-                request = trace_request(f"early-{index}", 3)
-                grpc_export(channel, request, timeout=5)
-                confirmed += request_span_ids(request)
+            confirmed += send(channel, "early", 3, 3)
             wait_for_all(first_sink, confirmed)
             first_sink.stop()
-            for index in range(5):
-                request = trace_request(f"queued-{index}", 3)
-                grpc_export(channel, request, timeout=5)
-                queued += request_span_ids(request)
-        # Unchanged exporter: a reload that only renames nothing keeps the queue open (no reopening logged).
+            queued += send(channel, "queued", 5, 3)
+        # A changed exporter (another endpoint): its replacement takes over the open queue.
         config["exporters"]["otlp_grpc"]["endpoint"] = second_sink.endpoint
         config_path.write_text(json.dumps(config))
         forwarder.send_signal(signal.SIGHUP)
@@ -450,10 +442,7 @@ def test_reload_keeps_an_unchanged_exporters_queue_open(otlpd, tmp_path):
     forwarder = otlpd.start(config_path)
     queued = []
     with grpc.insecure_channel(forwarder.grpc_target) as channel:
-        for index in range(4):
-            request = trace_request(f"kept-{index}", 3)
-            grpc_export(channel, request, timeout=5)
-            queued += request_span_ids(request)
+        queued += send(channel, "kept", 4, 3)
     config["processors"] = {"attributes": {"actions": [{"key": "reloaded", "value": "yes", "action": "insert"}]}}
     config["service"]["pipelines"]["traces"]["processors"] = ["attributes"]
     config_path.write_text(json.dumps(config))

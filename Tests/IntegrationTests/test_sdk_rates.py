@@ -431,6 +431,16 @@ def test_batch_span_processor_through_a_forwarding_otlpd(otlpd, tmp_path, rate, 
     assert forwarder.stop() == 0 and upstream.stop() == 0
 
 
+def persistent_forwarder_config(tmp_path: Path, port: int) -> dict:
+    """[batch] -> otlp_grpc to 127.0.0.1:PORT through a persistent queue (fsync on) in tmp_path/queue."""
+    config = base_config(tmp_path, processors={"batch": {}}, signals=("traces",), exporters={"otlp_grpc": {
+        "endpoint": f"127.0.0.1:{port}", "tls": {"insecure": True}, "sending_queue": {"storage": "file_storage"},
+        "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms"}}})
+    config["extensions"] = {"file_storage": {"directory": str(tmp_path / "queue"), "fsync": True}}
+    config["service"]["extensions"] = ["file_storage"]
+    return config
+
+
 @pytest.mark.parametrize("rate,duration,min_fraction", RATES)
 def test_batch_span_processor_into_a_persistent_queue_while_the_upstream_is_down(otlpd, tmp_path, rate, duration, min_fraction):
     """The SDK at its defaults through [batch] -> otlp_grpc with a persistent queue (fsync on)
@@ -439,12 +449,7 @@ def test_batch_span_processor_into_a_persistent_queue_while_the_upstream_is_down
     port = free_port()
     upstream_dir = tmp_path / "upstream"
     upstream_dir.mkdir()
-    config = base_config(tmp_path, processors={"batch": {}}, signals=("traces",), exporters={"otlp_grpc": {
-        "endpoint": f"127.0.0.1:{port}", "tls": {"insecure": True}, "sending_queue": {"storage": "file_storage"},
-        "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms"}}})
-    config["extensions"] = {"file_storage": {"directory": str(tmp_path / "queue"), "fsync": True}}
-    config["service"]["extensions"] = ["file_storage"]
-    forwarder = otlpd.start(config)
+    forwarder = otlpd.start(persistent_forwarder_config(tmp_path, port))
     upstream = []
 
     def start_upstream():
@@ -608,12 +613,7 @@ def test_four_sdk_processes_at_20000_spans_a_second_into_a_persistent_queue(otlp
     port = free_port()
     upstream_dir = tmp_path / "upstream"
     upstream_dir.mkdir()
-    config = base_config(tmp_path, processors={"batch": {}}, signals=("traces",), exporters={"otlp_grpc": {
-        "endpoint": f"127.0.0.1:{port}", "tls": {"insecure": True}, "sending_queue": {"storage": "file_storage"},
-        "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms"}}})
-    config["extensions"] = {"file_storage": {"directory": str(tmp_path / "queue"), "fsync": True}}
-    config["service"]["extensions"] = ["file_storage"]
-    forwarder = otlpd.start(config)
+    forwarder = otlpd.start(persistent_forwarder_config(tmp_path, port))
     reports = run_sdk_processes(forwarder, tmp_path, 4, 5000, 3, "shop-queued-proc", protocols=("grpc",))
     for report in reports:
         print(describe(report))
