@@ -273,6 +273,25 @@ public final class ReadOnlyFile: @unchecked Sendable {
         Glibc.close(self.descriptor)
     }
 
+    /// Up to `count` bytes from `offset` into a buffer of their own (one copy: the kernel's); fewer at the end of the file.
+    public func readBuffer(at offset: Int, count: Int) throws(SystemError) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        while buffer.readableBytes < count {
+            let filled = buffer.readableBytes
+            var result = 0
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count - filled) { raw in
+                result = pread(self.descriptor, raw.baseAddress!, count - filled, off_t(offset + filled))
+                return max(0, result)
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read", path: self.path)
+            }
+            if result == 0 { break }
+        }
+        return buffer
+    }
+
     /// Up to `count` bytes from `offset`; fewer at the end of the file.
     public func read(at offset: Int, count: Int) throws(SystemError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)

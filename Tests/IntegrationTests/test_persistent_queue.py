@@ -19,6 +19,10 @@ from otlpd_harness import (base_config, curl, grpc_export, read_jsonl, request_s
 from upstreams import GrpcSink, Refusal, free_port
 
 
+# A record's header on disk: length, CRC-32C, append time, item count (DESIGN.md).
+HEADER = 4 + 4 + 8 + 4
+
+
 def persistent_config(tmp_path: Path, endpoint: str, *, exporter_type="otlp_grpc", storage=None, exporter=None, batch=True,
                       signals=("traces",), **kwargs) -> dict:
     """otlp receiver -> [batch] -> otlp_grpc (or otlp_http) at `endpoint`, queued on disk in tmp_path/queue."""
@@ -226,7 +230,7 @@ def test_a_truncated_tail_is_cut_silently(otlpd, tmp_path):
     segment = segments(tmp_path)[-1]
     # A write cut by kill -9: a header announcing 100 bytes, and only 10 of them.
     with open(segment, "ab") as f:
-        f.write((100).to_bytes(4, "big") + b"\0" * 12 + b"x" * 10)
+        f.write((100).to_bytes(4, "big") + b"\0" * (HEADER - 4) + b"x" * 10)
     sink = GrpcSink(port=port)
     try:
         restarted = otlpd.start(config)
@@ -244,12 +248,12 @@ def test_a_flipped_byte_quarantines_one_record_and_delivers_the_rest(otlpd, tmp_
     config, sent = stop_with_queued(otlpd, tmp_path, port)
     segment = segments(tmp_path)[-1]
     data = bytearray(segment.read_bytes())
-    # The third record: walk the length prefixes (16-byte headers) to its payload's middle.
+    # The third record: walk the length prefixes (20-byte headers) to its payload's middle.
     offset = 0
     for _ in range(2):
-        offset += 16 + int.from_bytes(data[offset:offset + 4], "big")
+        offset += HEADER + int.from_bytes(data[offset:offset + 4], "big")
     length = int.from_bytes(data[offset:offset + 4], "big")
-    data[offset + 16 + length // 2] ^= 0xFF
+    data[offset + HEADER + length // 2] ^= 0xFF
     segment.write_bytes(bytes(data))
     sink = GrpcSink(port=port)
     try:
@@ -259,7 +263,7 @@ def test_a_flipped_byte_quarantines_one_record_and_delivers_the_rest(otlpd, tmp_
         lines = restarted.wait_for_log("failed its check")
         assert len(lines) == 1 and "quarantine-" in lines[0].fields["file"], lines[0].raw
         quarantined = Path(lines[0].fields["file"])
-        assert quarantined.exists() and quarantined.stat().st_size == 16 + length
+        assert quarantined.exists() and quarantined.stat().st_size == HEADER + length
         assert set(sent[2]).isdisjoint(sink.span_ids()), "the corrupt record is not sent"
         assert restarted.stop() == 0
     finally:

@@ -331,6 +331,21 @@ struct SegmentLogAccountingTests {
         #expect(try writer.durableLog.records(after: LogPosition(segment: 0, offset: 0), limit: 10).map { String(buffer: $0.payload) } == ["held"])
     }
 
+    @Test("recent durable records come back as appended (parts, items), older ones from disk, the same either way")
+    func recentRecordsAreKept() async throws {
+        let directory = try temporaryDirectory()
+        let writer = DurableLogWriter(log: try SegmentLog(directory: directory), recentLimit: 20)
+        var ends: [LogPosition] = [LogPosition(segment: 0, offset: 0)]
+        for index in 0..<4 { ends.append(try await writer.append([ByteBuffer(string: "part-"), ByteBuffer(string: "\(index)")], items: index + 1)) }
+        let newest = try writer.records(after: ends[3], limit: 10)
+        #expect(newest.count == 1 && newest[0].parts.count == 2 && newest[0].items == 4, "kept as appended")
+        let all = try writer.records(after: ends[0], limit: 10)
+        #expect(all.map { String(buffer: $0.payload) } == (0..<4).map { "part-\($0)" })
+        #expect(all.map(\.items) == [1, 2, 3, 4] && all.map(\.end) == Array(ends.dropFirst()))
+        #expect(all.allSatisfy { $0.parts.count == 1 }, "the first fell out of the 20 bytes kept: read from disk")
+        #expect(try writer.records(after: ends[1], limit: 10).allSatisfy { $0.parts.count == 2 }, "the three kept")
+    }
+
     @Test("a full budget is refused as RESOURCE_EXHAUSTED, retryably, naming max_size")
     func fullIsResourceExhausted() async throws {
         let directory = try temporaryDirectory()

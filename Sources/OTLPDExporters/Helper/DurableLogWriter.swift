@@ -31,8 +31,20 @@ package final class DurableLogWriter: Sendable {
     private let logger: Logger?
     private let queue = NIOLockedValueBox(Queue())
 
+    /// The latest durable records, kept as appended (bounded by `recentLimit`
+    /// bytes): a delivery that keeps up sends them without reading them back.
+    private let recent = NIOLockedValueBox(Recent())
+    private let recentLimit: Int
+
+    private struct Recent {
+        /// In log order: the position before each record, and the record.
+        var entries: [(after: LogPosition, record: LogRecord)] = []
+        var first = 0
+        var bytes = 0
+    }
+
     private struct Queue {
-        var pending: [[ByteBuffer]] = []
+        var pending: [(parts: [ByteBuffer], items: Int)] = []
         var waiters: [CheckedContinuation<Result<LogPosition, ConsumeError>, Never>] = []
         var draining = false
         var syncs = 0
@@ -45,9 +57,11 @@ package final class DurableLogWriter: Sendable {
 
     package init(
         log: SegmentLog, fsync: Bool = true, budget: DiskBudget = DiskBudget(limit: .max), threadPool: NIOThreadPool = .singleton,
-        confirmInterval: Duration = .milliseconds(100), logger: Logger? = nil, beforeSync: (@Sendable () throws(SystemError) -> Void)? = nil
+        confirmInterval: Duration = .milliseconds(100), recentLimit: Int = 16 << 20, logger: Logger? = nil,
+        beforeSync: (@Sendable () throws(SystemError) -> Void)? = nil
     ) {
         self.logger = logger
+        self.recentLimit = recentLimit
         budget.claim(log.bytesOnDisk)
         self.log = NIOLockedValueBox(log)
         self.durable = NIOLockedValueBox(log)
@@ -69,15 +83,38 @@ package final class DurableLogWriter: Sendable {
         try self.log.withLockedValue { try body(&$0) }
     }
 
-    /// Appends one record (`parts` one after another) and returns once it is durable.
-    package func append(_ parts: [ByteBuffer]) async throws(ConsumeError) -> LogPosition {
+    /// Up to `limit` durable records (and about `maxBytes`) after `position`:
+    /// from those kept since their append where the position is among them, else read from disk.
+    package func records(after position: LogPosition, limit: Int, maxBytes: Int = .max) throws(SystemError) -> [LogRecord] {
+        let kept = self.recent.withLockedValue { recent -> [LogRecord]? in
+            let entries = recent.entries
+            var (low, high) = (recent.first, entries.count)
+            while low < high {
+                let middle = (low + high) / 2
+                if entries[middle].after < position { low = middle + 1 } else { high = middle }
+            }
+            guard low < entries.count, entries[low].after == position else { return nil }
+            var found: [LogRecord] = []
+            var bytes = 0
+            for index in low..<entries.count where found.count < limit && bytes < maxBytes {
+                found.append(entries[index].record)
+                bytes += entries[index].record.byteCount
+            }
+            return found
+        }
+        if let kept { return kept }
+        return try self.durableLog.records(after: position, limit: limit, maxBytes: maxBytes)
+    }
+
+    /// Appends one record (`parts` one after another, `items` in them) and returns once it is durable.
+    package func append(_ parts: [ByteBuffer], items: Int = 0) async throws(ConsumeError) -> LogPosition {
         let size = parts.reduce(0) { $0 + $1.readableBytes } + SegmentLog.headerBytes
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<LogPosition, ConsumeError>, Never>) in
             guard self.budget.reserve(size) else {
                 return continuation.resume(returning: .failure(self.budget.refusal()))
             }
             let startDrain = self.queue.withLockedValue { queue -> Bool in
-                queue.pending.append(parts)
+                queue.pending.append((parts, items))
                 queue.waiters.append(continuation)
                 return Self.claimDrain(&queue)
             }
@@ -126,7 +163,7 @@ package final class DurableLogWriter: Sendable {
         while true {
             let now = ContinuousClock.now
             let (records, waiters, confirm) = self.queue.withLockedValue {
-                queue -> ([[ByteBuffer]], [CheckedContinuation<Result<LogPosition, ConsumeError>, Never>], LogPosition?) in
+                queue -> ([(parts: [ByteBuffer], items: Int)], [CheckedContinuation<Result<LogPosition, ConsumeError>, Never>], LogPosition?) in
                 var confirm: LogPosition?
                 if let target = queue.confirmTarget {
                     if queue.lastConfirmSave.map({ now - $0 >= self.confirmInterval }) ?? true {
@@ -167,13 +204,18 @@ package final class DurableLogWriter: Sendable {
     }
 
     /// One group: written, synced, published to readers, and its callers resumed.
-    private func write(_ records: [[ByteBuffer]], _ waiters: [CheckedContinuation<Result<LogPosition, ConsumeError>, Never>]) {
+    private func write(
+        _ records: [(parts: [ByteBuffer], items: Int)], _ waiters: [CheckedContinuation<Result<LogPosition, ConsumeError>, Never>]
+    ) {
         let now = Timestamp.nowNanoseconds()
-        let outcome: Result<[LogPosition], SystemError> = self.log.withLockedValue { log in
+        let outcome: Result<[(after: LogPosition, end: LogPosition)], SystemError> = self.log.withLockedValue { log in
             let start = log.end
             do throws(SystemError) {
-                var ends: [LogPosition] = []
-                for record in records { ends.append(try log.append(record, at: now)) }
+                var ends: [(after: LogPosition, end: LogPosition)] = []
+                for record in records {
+                    let after = log.end
+                    ends.append((after, try log.append(record.parts, at: now, items: record.items)))
+                }
                 try self.beforeSync?()
                 if self.fsync { try log.sync() }
                 self.durable.withLockedValue { $0 = log }
@@ -187,12 +229,35 @@ package final class DurableLogWriter: Sendable {
         switch outcome {
         case .success(let ends):
             self.queue.withLockedValue { $0.syncs += 1 }
-            for (waiter, end) in zip(waiters, ends) { waiter.resume(returning: .success(end)) }
+            self.keep(zip(records, ends).map { record, position in
+                (position.after, LogRecord(end: position.end, parts: record.parts, appendedAt: now, items: record.items))
+            })
+            for (waiter, position) in zip(waiters, ends) { waiter.resume(returning: .success(position.end)) }
         case .failure(let error):
-            self.budget.release(records.reduce(0) { $0 + $1.reduce(SegmentLog.headerBytes) { $0 + $1.readableBytes } })
+            self.budget.release(records.reduce(0) { $0 + $1.parts.reduce(SegmentLog.headerBytes) { $0 + $1.readableBytes } })
             let refusal = ConsumeError.retryable(
                 "the persistent queue could not write the data (\(error)); nothing was kept, retry later", after: .seconds(5))
             for waiter in waiters { waiter.resume(returning: .failure(refusal)) }
+        }
+    }
+
+    /// Keeps a group's records for the delivery, dropping the oldest past `recentLimit` bytes.
+    private func keep(_ records: [(after: LogPosition, record: LogRecord)]) {
+        guard self.recentLimit > 0 else { return }
+        self.recent.withLockedValue { recent in
+            for entry in records {
+                recent.entries.append(entry)
+                recent.bytes += entry.record.byteCount
+            }
+            while recent.bytes > self.recentLimit && recent.first < recent.entries.count {
+                recent.bytes -= recent.entries[recent.first].record.byteCount
+                recent.entries[recent.first].record.parts = []
+                recent.first += 1
+            }
+            if recent.first > 1024 && recent.first * 2 > recent.entries.count {
+                recent.entries.removeFirst(recent.first)
+                recent.first = 0
+            }
         }
     }
 

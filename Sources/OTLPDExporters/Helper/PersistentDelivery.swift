@@ -120,7 +120,7 @@ package final class PersistentDelivery: Sendable {
                 }
                 continue
             }
-            guard await self.deliver(record.payload) else { return }
+            guard await self.deliver(record) else { return }
             self.finished(record.end)
         }
     }
@@ -131,19 +131,19 @@ package final class PersistentDelivery: Sendable {
             if state.prefetched.isEmpty {
                 let after = state.handedOut.last?.end ?? state.next
                 // A few records ahead, and a few MiB at most: a record may be a whole batch.
-                state.prefetched = (try? self.writer.durableLog.records(after: after, limit: 64, maxBytes: 8 << 20)) ?? []
+                state.prefetched = (try? self.writer.records(after: after, limit: 64, maxBytes: 8 << 20)) ?? []
             }
             guard !state.prefetched.isEmpty else { return nil }
             let record = state.prefetched.removeFirst()
-            state.handedOut.append(Handed(end: record.end, bytes: record.payload.readableBytes + SegmentLog.headerBytes, appendedAt: record.appendedAt))
+            state.handedOut.append(Handed(end: record.end, bytes: record.byteCount + SegmentLog.headerBytes, appendedAt: record.appendedAt))
             return record
         }
     }
 
     /// Sends one record until it is confirmed or refused for good; false if stopped first.
-    private func deliver(_ payload: ByteBuffer) async -> Bool {
-        let items = (try? WireValidator.validate(payload, signal: self.signal).itemCount) ?? 0
-        let batch = TelemetryBatch(signal: self.signal, payload: payload, itemCount: items)
+    private func deliver(_ record: LogRecord) async -> Bool {
+        // Its parts as appended, or as read back: one request either way (OTLP's requests concatenate).
+        let batch = TelemetryBatch(signal: self.signal, parts: record.parts, itemCount: record.items)
         var schedule = RetrySchedule(policy: self.retry, start: .now)
         while !self.isStopping {
             switch await self.send(batch) {

@@ -168,7 +168,7 @@ package final class PersistentQueue: Sendable {
                 after: .seconds(5), code: ConsumeError.resourceExhausted)
         }
         do {
-            _ = try await self.writer.append(batch.parts)
+            _ = try await self.writer.append(batch.parts, items: batch.itemCount)
         } catch {
             self.depth.withLockedValue { depth in
                 depth.records -= 1

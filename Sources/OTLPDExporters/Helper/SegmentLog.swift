@@ -19,11 +19,31 @@ package struct LogPosition: Comparable, Hashable, Sendable, CustomStringConverti
     package var description: String { "\(self.segment):\(self.offset)" }
 }
 
-/// One record as read back: the position after it, its payload, and when it was appended (Unix nanoseconds).
+/// One record as read back: the position after it, its payload, when it was appended (Unix nanoseconds), and its items.
 package struct LogRecord: Sendable {
     package var end: LogPosition
-    package var payload: ByteBuffer
+    /// The payload: one buffer when read from disk, the request's own parts when kept from its append.
+    package var parts: [ByteBuffer]
     package var appendedAt: Int64
+    /// Spans, metric data points or log records in it.
+    package var items: Int
+
+    package init(end: LogPosition, parts: [ByteBuffer], appendedAt: Int64, items: Int) {
+        self.end = end
+        self.parts = parts
+        self.appendedAt = appendedAt
+        self.items = items
+    }
+
+    package var byteCount: Int { self.parts.reduce(0) { $0 + $1.readableBytes } }
+
+    /// The payload in one buffer.
+    package var payload: ByteBuffer {
+        guard self.parts.count != 1 else { return self.parts[0] }
+        var whole = ByteBufferAllocator().buffer(capacity: self.byteCount)
+        for part in self.parts { whole.writeImmutableBuffer(part) }
+        return whole
+    }
 }
 
 /// The persistent queue's log, in one folder: segment files of records and
@@ -32,7 +52,8 @@ package struct LogRecord: Sendable {
 /// - A record is a big-endian `UInt32` length of the payload, the CRC-32C
 ///   (big-endian `UInt32`) of what follows it, the time it was appended
 ///   (big-endian `Int64`, Unix nanoseconds: the queue's oldest age survives
-///   a restart), then the payload: a request as received.
+///   a restart), its item count (big-endian `UInt32`: counted once, at the
+///   receiver), then the payload: a request as received.
 /// - Segments are `segment-NNNNNNNNNNNNNNNNNNNN.log` (the number in
 ///   decimal, 20 digits), appended to until they pass `segmentLimit`, then
 ///   closed for good; the next number starts.
@@ -50,7 +71,7 @@ package struct SegmentLog: Sendable {
     package let segmentLimit: Int
     /// The largest record accepted: a length beyond it means lost framing.
     package static let maxRecordBytes = 512 << 20
-    package static let headerBytes = 16
+    package static let headerBytes = 20
 
     /// Every record before this was confirmed by the upstream.
     package private(set) var confirmed: LogPosition
@@ -89,7 +110,7 @@ package struct SegmentLog: Sendable {
     /// Appends one record whose payload is `parts` one after another; it is
     /// on disk only after `sync`. Returns the position after it.
     @discardableResult
-    package mutating func append(_ parts: [ByteBuffer], at time: Int64 = 0) throws(SystemError) -> LogPosition {
+    package mutating func append(_ parts: [ByteBuffer], at time: Int64 = 0, items: Int = 0) throws(SystemError) -> LogPosition {
         let length = parts.reduce(0) { $0 + $1.readableBytes }
         if self.end.offset > 0 && self.end.offset + Self.headerBytes + length > self.segmentLimit {
             // The segment is full: the next one starts (this one is never written again).
@@ -101,6 +122,7 @@ package struct SegmentLog: Sendable {
         let writer = try self.openWriter()
         var stamp = ByteBuffer()
         stamp.writeInteger(time)
+        stamp.writeInteger(UInt32(clamping: items))
         var header = ByteBuffer()
         header.writeInteger(UInt32(length))
         header.writeInteger(CRC32C.checksum([stamp] + parts))
@@ -157,13 +179,15 @@ package struct SegmentLog: Sendable {
                 guard header.count == Self.headerBytes else { break }
                 let length = Int(Self.uint32(header, 0))
                 guard length <= Self.maxRecordBytes else { break }
-                let body = try file.read(at: offset + Self.headerBytes, count: length)
-                guard body.count == length else { break }
-                let payload = ByteBuffer(bytes: body)
+                let payload = try file.readBuffer(at: offset + Self.headerBytes, count: length)
+                guard payload.readableBytes == length else { break }
                 offset += Self.headerBytes + length
                 bytes += length
-                if CRC32C.checksum([ByteBuffer(bytes: header[8..<16]), payload]) == Self.uint32(header, 4) {
-                    found.append(LogRecord(end: LogPosition(segment: segment, offset: offset), payload: payload, appendedAt: Self.int64(header, 8)))
+                if CRC32C.checksum([ByteBuffer(bytes: header[8..<Self.headerBytes]), payload]) == Self.uint32(header, 4) {
+                    found.append(
+                        LogRecord(
+                            end: LogPosition(segment: segment, offset: offset), parts: [payload], appendedAt: Self.int64(header, 8),
+                            items: Int(Self.uint32(header, 16))))
                 }
             }
         }
