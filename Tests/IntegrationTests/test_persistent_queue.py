@@ -493,12 +493,13 @@ def test_queue_telemetry(otlpd, tmp_path):
     values = {}
     for line in metrics.splitlines():
         if line.startswith(("otelcol_exporter_queue_size{", "otlpd_exporter_queue_bytes{", "otlpd_exporter_queue_oldest_age_seconds{",
-                            "otelcol_exporter_queue_capacity{")) and 'data_type="traces"' in line:
+                            "otelcol_exporter_queue_capacity{", "otlpd_exporter_queue_syncs_total{")) and 'data_type="traces"' in line:
             values[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
     assert values["otelcol_exporter_queue_size"] == 3
     assert values["otlpd_exporter_queue_bytes"] > 0
     assert values["otlpd_exporter_queue_oldest_age_seconds"] >= 1
     assert values["otelcol_exporter_queue_capacity"] > 0
+    assert 1 <= values["otlpd_exporter_queue_syncs_total"] <= 3, "one group commit per request sent one at a time"
     services = json.loads(curl(forwarder.telemetry_url("/services"), workdir=tmp_path).body)
     queue = services["exporters"][0]["queue"]
     assert queue["requests"] == 3 and queue["bytes"] > 0 and queue["oldestSeconds"] >= 1

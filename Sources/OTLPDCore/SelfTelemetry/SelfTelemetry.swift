@@ -172,6 +172,8 @@ public struct SendingQueueGauges: Sendable {
     public let bytes: TelemetryGauge
     public let oldestAgeSeconds: TelemetryGauge
     public let deadLetterRecords: TelemetryCounter
+    /// A persistent queue's group commits put on disk (an fsync each, with `fsync: true`).
+    public let syncs: TelemetryCounter
 }
 
 /// One gauge.
@@ -192,7 +194,8 @@ extension SelfTelemetry {
             retries: TelemetryCounter(counter: self.registry.makeCounter(name: "otlpd_exporter_send_retries_total", labels: labels)),
             bytes: TelemetryGauge(gauge: self.registry.makeGauge(name: "otlpd_exporter_queue_bytes", labels: labels)),
             oldestAgeSeconds: TelemetryGauge(gauge: self.registry.makeGauge(name: "otlpd_exporter_queue_oldest_age_seconds", labels: labels)),
-            deadLetterRecords: TelemetryCounter(counter: self.registry.makeCounter(name: "otlpd_exporter_dead_letter_records_total", labels: labels)))
+            deadLetterRecords: TelemetryCounter(counter: self.registry.makeCounter(name: "otlpd_exporter_dead_letter_records_total", labels: labels)),
+            syncs: TelemetryCounter(counter: self.registry.makeCounter(name: "otlpd_exporter_queue_syncs_total", labels: labels)))
     }
 }
 

@@ -29,6 +29,8 @@ package final class DurableLogWriter: Sendable {
     /// How often, at most, the confirmed position is saved (each save is an fsync'ed rename).
     private let confirmInterval: Duration
     private let logger: Logger?
+    /// Counts the groups put on disk, for `/metrics`.
+    private let syncCounter: TelemetryCounter?
     private let queue = NIOLockedValueBox(Queue())
 
     /// The latest durable records, kept as appended (bounded by `recentLimit`
@@ -57,9 +59,10 @@ package final class DurableLogWriter: Sendable {
 
     package init(
         log: SegmentLog, fsync: Bool = true, budget: DiskBudget = DiskBudget(limit: .max), threadPool: NIOThreadPool = .singleton,
-        confirmInterval: Duration = .milliseconds(100), recentLimit: Int = 16 << 20, logger: Logger? = nil,
+        confirmInterval: Duration = .milliseconds(100), recentLimit: Int = 16 << 20, logger: Logger? = nil, syncCounter: TelemetryCounter? = nil,
         beforeSync: (@Sendable () throws(SystemError) -> Void)? = nil
     ) {
+        self.syncCounter = syncCounter
         self.logger = logger
         self.recentLimit = recentLimit
         budget.claim(log.bytesOnDisk)
@@ -229,6 +232,7 @@ package final class DurableLogWriter: Sendable {
         switch outcome {
         case .success(let ends):
             self.queue.withLockedValue { $0.syncs += 1 }
+            self.syncCounter?.add()
             self.keep(zip(records, ends).map { record, position in
                 (position.after, LogRecord(end: position.end, parts: record.parts, appendedAt: now, items: record.items))
             })

@@ -108,7 +108,8 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
             for signal in self.gauges.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
                 let settings = PersistentQueue.Settings(
                     directory: storage.queueDirectory(for: self.id, signal: signal), signal: signal, fsync: storage.fsync, budget: budget,
-                    consumers: self.helper.queue.numConsumers, capacity: self.helper.queue.queueSize, retry: self.helper.retry)
+                    consumers: self.helper.queue.numConsumers, capacity: self.helper.queue.queueSize, retry: self.helper.retry,
+                    syncCounter: self.gauges[signal]?.syncs)
                 let route = PersistentQueue.Route(
                     send: { batch in await self.sendQueued(batch) },
                     deadLetter: { batch, failure in await self.keepRefused(batch, status: failure.status, message: failure.message) })

@@ -44,8 +44,14 @@ package final class PersistentQueue: Sendable {
         package var consumers: Int
         package var capacity: Int
         package var retry: RetryPolicy
+        /// Counts its group commits (`otlpd_exporter_queue_syncs_total`).
+        package var syncCounter: TelemetryCounter?
 
-        package init(directory: String, signal: Signal, fsync: Bool, budget: DiskBudget, consumers: Int, capacity: Int, retry: RetryPolicy) {
+        package init(
+            directory: String, signal: Signal, fsync: Bool, budget: DiskBudget, consumers: Int, capacity: Int, retry: RetryPolicy,
+            syncCounter: TelemetryCounter? = nil
+        ) {
+            self.syncCounter = syncCounter
             self.directory = directory
             self.signal = signal
             self.fsync = fsync
@@ -83,7 +89,7 @@ package final class PersistentQueue: Sendable {
         self.recovery = log.recovery
         self.depth = NIOLockedValueBox((log.pendingAtOpen.records, log.pendingAtOpen.bytes))
         self.capacity = NIOLockedValueBox(settings.capacity)
-        self.writer = DurableLogWriter(log: log, fsync: settings.fsync, budget: settings.budget)
+        self.writer = DurableLogWriter(log: log, fsync: settings.fsync, budget: settings.budget, syncCounter: settings.syncCounter)
         let routes = NIOLockedValueBox<[(owner: ObjectIdentifier, route: Route)]>([])
         self.routes = routes
         let depth = self.depth
