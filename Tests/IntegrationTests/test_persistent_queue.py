@@ -517,3 +517,24 @@ def test_config_names_a_storage_that_is_not_there(otlpd, tmp_path):
     path.write_text(json.dumps(config))
     result = run_otlpd(otlpd.binary, "validate", "--config", str(path))
     assert result.returncode != 0 and "is not defined under 'extensions'" in result.stderr, result.stderr
+
+
+def test_reload_with_a_changed_storage_replaces_the_exporter_on_the_same_queue(otlpd, tmp_path):
+    port = free_port()
+    config = persistent_config(tmp_path, f"127.0.0.1:{port}", batch=False)
+    config_path = otlpd.write_config(config, "reload.yaml", tmp_path)
+    forwarder = otlpd.start(config_path)
+    with grpc.insecure_channel(forwarder.grpc_target) as channel:
+        queued = send(channel, "storage", 4, 3)
+    config["extensions"]["file_storage"]["max_size"] = "64MiB"
+    config_path.write_text(json.dumps(config))
+    forwarder.send_signal(signal.SIGHUP)
+    forwarder.wait_for_log("reloaded", timeout=10)
+    assert forwarder.logs_matching("in use by another") == [] and forwarder.logs_matching("reload:") == []
+    sink = GrpcSink(port=port)
+    try:
+        counts = wait_for_all(sink, queued)
+        assert duplicates(counts) == 0
+        assert forwarder.stop() == 0
+    finally:
+        sink.stop()
