@@ -10,7 +10,7 @@ APT_PACKAGES := pkg-config libnghttp2-dev libprotobuf-c-dev libpcre2-dev libssl-
 SWIFT_BUILD_FLAGS := -c release
 BINARY := .build/release/otlpd
 
-.PHONY: run test build deps apt venv unit integration generated-check proto-facts fixtures-check unsafe-check bench clean
+.PHONY: run test build deps apt venv unit integration generated-check proto-facts fixtures-check unsafe-check bench clean install uninstall
 
 run: deps build
 	$(BINARY) $(ARGS)
@@ -69,6 +69,23 @@ integration: build venv
 
 bench: build venv
 	$(PYTHON) bench/run.py --otlpd $(abspath $(BINARY))
+
+# The binary, the systemd unit, and the config (never overwritten: an edited one stays).
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 $(BINARY) $(DESTDIR)$(PREFIX)/bin/otlpd
+	install -D -m 0644 systemd/otlpd.service $(DESTDIR)/etc/systemd/system/otlpd.service
+	sed -i 's|^ExecStart=/usr/local/bin/otlpd|ExecStart=$(PREFIX)/bin/otlpd|' $(DESTDIR)/etc/systemd/system/otlpd.service
+	@if [ -e $(DESTDIR)/etc/otlpd/otlpd.yaml ]; then echo "keeping the existing /etc/otlpd/otlpd.yaml"; \
+	else install -D -m 0644 config/otlpd.yaml $(DESTDIR)/etc/otlpd/otlpd.yaml; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; \
+	  echo "installed: systemctl enable --now otlpd"; else echo "installed (systemd is not running here: no daemon-reload)"; fi
+
+# Removes the binary and the unit; the config and /var/lib/otlpd stay (data and settings are the user's).
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now otlpd 2>/dev/null || true; fi
+	rm -f $(DESTDIR)$(PREFIX)/bin/otlpd $(DESTDIR)/etc/systemd/system/otlpd.service
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
 	rm -rf .build $(VENV)

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import OTLPDCore
 import ServiceLifecycle
@@ -17,10 +18,14 @@ public final class Collector: Service {
     /// Outlives any one pipeline graph: bytes held by requests in flight stay counted.
     let memoryGuard = MemoryGuard()
 
+    /// systemd, when it started otlpd as a `Type=notify` service.
+    let serviceManager: ServiceManager
+
     public init(
         configuration: CollectorConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
-        reloadConfiguration: (@Sendable () throws -> CollectorConfiguration)? = nil
+        reloadConfiguration: (@Sendable () throws -> CollectorConfiguration)? = nil, environment: [String: String] = [:]
     ) {
+        self.serviceManager = ServiceManager(environment: environment, logger: logger)
         self.configuration = configuration
         self.reloadConfiguration = reloadConfiguration
         self.eventLoopGroup = eventLoopGroup
@@ -53,6 +58,11 @@ public final class Collector: Service {
         self.logger.info(
             "otlpd is ready",
             metadata: ["pipelines": "\(self.configuration.pipelines.map { $0.id.description }.joined(separator: ","))"])
+        let running = NIOLockedValueBox(graph)
+        let status: @Sendable () -> String = { Self.status(running.withLockedValue { $0 }, telemetry: telemetry) }
+        self.serviceManager.ready(status: status())
+        let serviceManagerTask = Task { await self.serviceManager.run(eventLoops: self.eventLoopGroup, status: status) }
+        defer { serviceManagerTask.cancel() }
         // One queue of lifecycle events, handled in order: a SIGHUP during a
         // reload waits for it, and a stop waits for a reload under way.
         let (events, continuation) = AsyncStream.makeStream(of: LifecycleEvent.self)
@@ -69,11 +79,16 @@ public final class Collector: Service {
         }
         lifecycle: for await event in events {
             switch event {
-            case .reload: graph = await self.reload(graph)
+            case .reload:
+                self.serviceManager.reloading()
+                graph = await self.reload(graph)
+                running.withLockedValue { [graph] in $0 = graph }
+                self.serviceManager.ready(status: status())
             case .stop: break lifecycle
             }
         }
         let timeout = graph.configuration.shutdownTimeout
+        self.serviceManager.stopping()
         self.logger.info("shutting down", metadata: ["timeout": "\(ConfigUnits.format(timeout))"])
         let completed = await graph.shutdown(timeout: timeout)
         await server?.stop()
@@ -83,6 +98,14 @@ public final class Collector: Service {
             throw ShutdownTimeoutError(timeout: timeout)
         }
         self.logger.info("stopped")
+    }
+
+    /// The service manager's status line: "3 pipelines, 2 listeners, 0 queued".
+    static func status(_ graph: PipelineGraph, telemetry: SelfTelemetry) -> String {
+        let queued = telemetry.exporterStatus.snapshot().reduce(0) { $0 + $1.queuedRequests }
+        let pipelines = graph.configuration.pipelines.count
+        let listeners = graph.listenerCount
+        return "\(pipelines) pipeline\(pipelines == 1 ? "" : "s"), \(listeners) listener\(listeners == 1 ? "" : "s"), \(queued) queued"
     }
 
     /// SIGHUP: the graph of the config as the files say now, or the running

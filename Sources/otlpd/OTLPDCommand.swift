@@ -67,7 +67,10 @@ struct RunCommand: AsyncParsableCommand {
         let (loaded, configuration) = try self.options.load()
         let level = configuration.telemetry.logLevel
         let encoding: OTLPDLogHandler.Encoding = configuration.telemetry.logEncoding == .json ? .json : .console
-        LoggingSystem.bootstrap { _ in OTLPDLogHandler(level: level, encoding: encoding) }
+        let environment = ConfigLoader.processEnvironment()
+        // Under systemd the journal stamps each line itself.
+        let timestamps = environment["JOURNAL_STREAM"] == nil
+        LoggingSystem.bootstrap { _ in OTLPDLogHandler(level: level, encoding: encoding, timestamps: timestamps) }
         let logger = Logger(label: "otlpd")
         for warning in loaded.warnings + configuration.warnings { logger.warning("\(warning)") }
         // Writes to a closed stdout pipe return an error instead of killing the process.
@@ -85,7 +88,9 @@ struct RunCommand: AsyncParsableCommand {
             files.isEmpty
             ? nil
             : { @Sendable () throws -> CollectorConfiguration in try ConfigOptions.decode(files: files, sets: sets).1 }
-        let collector = Collector(configuration: configuration, eventLoopGroup: eventLoops, logger: logger, reloadConfiguration: reload)
+        let collector = Collector(
+            configuration: configuration, eventLoopGroup: eventLoops, logger: logger, reloadConfiguration: reload, environment: environment)
+        if environment["OTLPD_TEST_HOOKS"] == "1" { Self.installTestHooks(eventLoops, logger: logger) }
         var groupLogger = logger
         groupLogger.logLevel = .warning
         let group = ServiceGroup(
@@ -96,6 +101,17 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             logger.error("otlpd stopped on an error", metadata: ["error": "\(Self.describe(error))"])
             throw ExitCode(1)
+        }
+    }
+
+    /// For tests of the watchdog only (`OTLPD_TEST_HOOKS=1`): SIGUSR2 blocks
+    /// one event loop for 3 s, as a handler stuck in a system call would.
+    static func installTestHooks(_ eventLoops: MultiThreadedEventLoopGroup, logger: Logger) {
+        logger.warning("test hooks are on (OTLPD_TEST_HOOKS=1): SIGUSR2 blocks an event loop for 3 s")
+        Task {
+            for await _ in await UnixSignalsSequence(trapping: .sigusr2) {
+                eventLoops.next().execute { usleep(3_000_000) }
+            }
         }
     }
 

@@ -20,6 +20,12 @@ public protocol Receiver: Component {
     /// Sends requests from now on to `consumers` (a reload's new pipelines);
     /// requests already under way finish where they started.
     func replaceConsumers(_ consumers: [Signal: any Consumer])
+    /// Sockets it listens on (for the service manager's status line).
+    var listenerCount: Int { get }
+}
+
+extension Receiver {
+    public var listenerCount: Int { 0 }
 }
 
 public protocol Exporter: Component, Consumer {

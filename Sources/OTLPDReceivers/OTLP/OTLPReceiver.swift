@@ -20,6 +20,8 @@ public final class OTLPReceiver: Receiver {
     }
 
     /// The addresses actually bound, once started: (role, address).
+    public var listenerCount: Int { self.listeners.withLockedValue { $0.count } }
+
     public var boundAddresses: [(ListenerRole, SocketAddress)] {
         self.listeners.withLockedValue { $0.map { ($0.configuration.role, $0.localAddress) } }
     }

@@ -197,6 +197,9 @@ public final class PipelineGraph: Sendable {
 
     // MARK: Reload
 
+    /// Sockets its receivers listen on.
+    public var listenerCount: Int { self.receivers.reduce(0) { $0 + $1.1.listenerCount } }
+
     /// Replaces this graph with one for `configuration`: receivers,
     /// exporters and extensions whose config did not change keep running
     /// (so do their listeners, connections and files); the rest are

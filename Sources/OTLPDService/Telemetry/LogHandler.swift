@@ -19,9 +19,13 @@ public struct OTLPDLogHandler: LogHandler {
     let encoding: Encoding
     private static let lock = NIOLock()
 
-    public init(level: Logger.Level, encoding: Encoding) {
+    /// Off under systemd (`JOURNAL_STREAM`): the journal adds its own.
+    let timestamps: Bool
+
+    public init(level: Logger.Level, encoding: Encoding, timestamps: Bool = true) {
         self.logLevel = level
         self.encoding = encoding
+        self.timestamps = timestamps
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -37,7 +41,7 @@ public struct OTLPDLogHandler: LogHandler {
         var line: String
         switch self.encoding {
         case .console:
-            line = "\(time)\t\(level)\t\(event.message)"
+            line = self.timestamps ? "\(time)\t\(level)\t\(event.message)" : "\(level)\t\(event.message)"
             for key in all.keys.sorted() {
                 line += "\t\(key)=\(Self.consoleValue(all[key]!))"
             }
