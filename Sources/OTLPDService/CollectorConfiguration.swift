@@ -60,7 +60,7 @@ public struct CollectorConfiguration: Sendable {
             diagnostics.add(at: root, "service", "missing 'service' with at least one pipeline")
         }
         top.finish()
-        Self.checkStorages(configuration, root: root, diagnostics: diagnostics)
+        Self.checkExtensionsUsed(configuration, root: root, diagnostics: diagnostics)
         try diagnostics.check()
         for kind in [ComponentKind.receiver, .processor, .exporter, .extension] {
             for (id, component) in configuration.components(kind).sorted(by: { $0.key.description < $1.key.description }) {
@@ -72,22 +72,27 @@ public struct CollectorConfiguration: Sendable {
         return configuration
     }
 
-    /// Each persistent queue names a storage extension that is defined and enabled.
-    private static func checkStorages(_ configuration: CollectorConfiguration, root: ConfigNode, diagnostics: ConfigDiagnostics) {
-        for (id, component) in configuration.exporters.sorted(by: { $0.key.description < $1.key.description }) {
-            for (keyPath, storage) in component.factory.storagesUsed(component.settings) {
-                let node = root["exporters"]?[id.description]
-                let path = "exporters.\(id).\(keyPath)"
-                guard let extensionComponent = configuration.extensions[storage] else {
-                    diagnostics.add(at: node, path, "extension '\(storage)' is not defined under 'extensions' (add file_storage there and to service.extensions)")
-                    continue
-                }
-                guard (extensionComponent.factory as? any ExtensionFactory)?.makesQueueStorage == true else {
-                    diagnostics.add(at: node, path, "extension '\(storage)' keeps no queues; name a file_storage extension")
-                    continue
-                }
-                if !configuration.enabledExtensions.contains(storage) {
-                    diagnostics.add(at: node, path, "extension '\(storage)' is defined but not listed in service.extensions")
+    /// Each extension a component names (a persistent queue's storage, an
+    /// authenticator) is defined, enabled, and of a type that can play its role.
+    private static func checkExtensionsUsed(_ configuration: CollectorConfiguration, root: ConfigNode, diagnostics: ConfigDiagnostics) {
+        for kind in [ComponentKind.receiver, .exporter] {
+            for (id, component) in configuration.components(kind).sorted(by: { $0.key.description < $1.key.description }) {
+                for use in component.factory.extensionsUsed(component.settings) {
+                    let node = root[kind.section]?[id.description]
+                    let path = "\(kind.section).\(id).\(use.keyPath)"
+                    guard let extensionComponent = configuration.extensions[use.id] else {
+                        diagnostics.add(
+                            at: node, path, "extension '\(use.id)' is not defined under 'extensions' (add it there and to service.extensions)")
+                        continue
+                    }
+                    guard (extensionComponent.factory as? any ExtensionFactory)?.roles.contains(use.role) == true else {
+                        let fit = use.role == .queueStorage ? "a file_storage extension" : "a bearertokenauth extension"
+                        diagnostics.add(at: node, path, "extension '\(use.id)' \(use.role == .queueStorage ? "keeps no queues" : "is not an authenticator"); name \(fit)")
+                        continue
+                    }
+                    if !configuration.enabledExtensions.contains(use.id) {
+                        diagnostics.add(at: node, path, "extension '\(use.id)' is defined but not listed in service.extensions")
+                    }
                 }
             }
         }
@@ -114,12 +119,8 @@ public struct CollectorConfiguration: Sendable {
                 continue
             }
             guard let factory = registry.factory(kind: kind, type: id.type) else {
-                if ComponentRegistry.notYetBuilt[kind, default: []].contains(id.type) {
-                    top.diagnostics.add(at: entry.value, path, "\(kind.rawValue) type '\(id.type)' is not supported by this build yet")
-                } else {
-                    let known = registry.types(of: kind).joined(separator: ", ")
-                    top.diagnostics.add(at: entry.value, path, "unknown \(kind.rawValue) type '\(id.type)'; this build has: \(known)")
-                }
+                let known = registry.types(of: kind).joined(separator: ", ")
+                top.diagnostics.add(at: entry.value, path, "unknown \(kind.rawValue) type '\(id.type)'; this build has: \(known)")
                 continue
             }
             let reader = ConfigReader(entry.value, path: path, diagnostics: top.diagnostics)

@@ -32,13 +32,7 @@ public struct ComponentRegistry: Sendable {
             FileExporterFactory(), DebugExporterFactory(), NopExporterFactory(), OTLPGRPCExporterFactory(), OTLPGRPCExporterFactory(type: "otlp"),
             OTLPHTTPExporterFactory(), OTLPHTTPExporterFactory(type: "otlphttp"),
         ],
-        extensions: [HealthCheckExtensionFactory(), FileStorageExtensionFactory()])
-
-    /// Types the config format has that this build does not provide yet: a
-    /// config naming one is refused with that said plainly.
-    public static let notYetBuilt: [ComponentKind: [String]] = [
-        .extension: ["bearertokenauth"],
-    ]
+        extensions: [HealthCheckExtensionFactory(), FileStorageExtensionFactory(), BearerTokenAuthExtensionFactory()])
 
     public func factory(kind: ComponentKind, type: String) -> (any ComponentFactory)? {
         switch kind {

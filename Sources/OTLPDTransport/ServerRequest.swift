@@ -128,19 +128,21 @@ public protocol RequestHandler: Sendable {
     func handle(_ request: consuming ServerRequest) async -> ServerResponse
     /// A connection that failed before a request: not HTTP, a protocol error, a TLS failure.
     func connectionFailed(client: ClientInfo, reason: String)
-    /// Whether a request may start now; false answers it with `overloaded`.
+    /// Whether a request may start now (its body is not read otherwise); false answers it with `notAdmitted`.
     func admit(_ head: ServerRequestHead) -> Bool
     /// Counts body bytes as held until the request is answered; false when
-    /// that would pass the memory limit (the request is then `overloaded`).
+    /// that would pass the memory limit (the request is then `notAdmitted`).
     func hold(_ bytes: Int) -> Bool
     func release(_ bytes: Int)
-    /// The answer to a request refused because otlpd holds too much (503 / UNAVAILABLE, with a retry delay).
-    func overloaded(_ head: ServerRequestHead) -> ServerResponse
+    /// The answer to a request turned away at its head: without valid
+    /// credentials (401 / UNAUTHENTICATED), or because otlpd holds too much
+    /// (503 / UNAVAILABLE, with a retry delay).
+    func notAdmitted(_ head: ServerRequestHead) -> ServerResponse
 }
 
 extension RequestHandler {
     public func admit(_ head: ServerRequestHead) -> Bool { true }
     public func hold(_ bytes: Int) -> Bool { true }
     public func release(_ bytes: Int) {}
-    public func overloaded(_ head: ServerRequestHead) -> ServerResponse { ServerResponse(status: 503, headers: [HTTPHeaderField("retry-after", "1")]) }
+    public func notAdmitted(_ head: ServerRequestHead) -> ServerResponse { ServerResponse(status: 503, headers: [HTTPHeaderField("retry-after", "1")]) }
 }

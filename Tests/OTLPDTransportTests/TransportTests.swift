@@ -37,7 +37,7 @@ final class RecordingHandler: RequestHandler {
         self.held.withLockedValue { $0 -= bytes }
     }
 
-    func overloaded(_ head: ServerRequestHead) -> ServerResponse {
+    func notAdmitted(_ head: ServerRequestHead) -> ServerResponse {
         ServerResponse(status: 503, headers: [HTTPHeaderField("retry-after", "1")], body: ByteBuffer(string: "busy"))
     }
 

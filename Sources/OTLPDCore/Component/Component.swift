@@ -49,11 +49,15 @@ extension Exporter {
 public protocol Extension: Component {
     /// Every pipeline is running (a health check turns ready).
     func pipelinesReady() async
+    /// A reload kept it running (its config did not change): what it reads
+    /// from files (a token) is read again.
+    func reloaded() async
     /// Shutdown has begun (a health check turns unavailable).
     func pipelinesStopping() async
 }
 
 extension Extension {
+    public func reloaded() async {}
     public func pipelinesReady() async {}
     public func pipelinesStopping() async {}
 }
@@ -124,14 +128,37 @@ public protocol ComponentFactory: Sendable {
     /// Settings that are valid but most likely a mistake (an exporter aimed
     /// at the other protocol's port): `validate` prints them, `run` logs them.
     func warnings(_ configuration: ComponentConfiguration) -> [String]
-    /// The extensions its settings name (`sending_queue.storage`), each
-    /// with its key path: the config checks that they are enabled storages,
-    /// and a reload replaces the component when one of them changes.
-    func storagesUsed(_ configuration: ComponentConfiguration) -> [(keyPath: String, id: ComponentID)]
+    /// The extensions its settings name (`sending_queue.storage`,
+    /// `auth.authenticator`), each with its key path and the role it must
+    /// play: the config checks that they are enabled and can, and a reload
+    /// replaces the component when one of them changes.
+    func extensionsUsed(_ configuration: ComponentConfiguration) -> [ExtensionUse]
+}
+
+/// An extension a component's settings name, and what for.
+public struct ExtensionUse: Sendable {
+    public enum Role: String, Sendable {
+        /// A `QueueStorage` (`file_storage`).
+        case queueStorage = "keeps persistent queues"
+        /// A `ServerAuthenticator` (`bearertokenauth`), checking clients' requests.
+        case serverAuthenticator = "authenticates requests"
+        /// A `ClientAuthenticator`, adding credentials to requests sent upstream.
+        case clientAuthenticator = "adds credentials to requests"
+    }
+
+    public var keyPath: String
+    public var id: ComponentID
+    public var role: Role
+
+    public init(keyPath: String, id: ComponentID, role: Role) {
+        self.keyPath = keyPath
+        self.id = id
+        self.role = role
+    }
 }
 
 extension ComponentFactory {
-    public func storagesUsed(_ configuration: ComponentConfiguration) -> [(keyPath: String, id: ComponentID)] { [] }
+    public func extensionsUsed(_ configuration: ComponentConfiguration) -> [ExtensionUse] { [] }
     public func validate(_ configuration: ComponentConfiguration) -> [String] { [] }
     public func warnings(_ configuration: ComponentConfiguration) -> [String] { [] }
     public func validate(_ configuration: ComponentConfiguration, signal: Signal) -> [String] { [] }
@@ -157,12 +184,12 @@ public protocol ExporterFactory: ComponentFactory {
 
 public protocol ExtensionFactory: ComponentFactory {
     func makeExtension(_ configuration: ComponentConfiguration, settings: ComponentSettings) throws -> any Extension
-    /// Whether its extensions are a `QueueStorage`, which a persistent queue may name.
-    var makesQueueStorage: Bool { get }
+    /// What its extensions can be named for.
+    var roles: Set<ExtensionUse.Role> { get }
 }
 
 extension ExtensionFactory {
-    public var makesQueueStorage: Bool { false }
+    public var roles: Set<ExtensionUse.Role> { [] }
 }
 
 public protocol ProcessorFactory: ComponentFactory {

@@ -26,8 +26,14 @@ public struct OTLPGRPCExporterFactory: ExporterFactory {
         return warnings
     }
 
-    public func storagesUsed(_ configuration: ComponentConfiguration) -> [(keyPath: String, id: ComponentID)] {
-        (configuration as! OTLPGRPCExporterConfiguration).helper.queue.storage.map { [("sending_queue.storage", $0)] } ?? []
+    public func extensionsUsed(_ configuration: ComponentConfiguration) -> [ExtensionUse] {
+        let configuration = configuration as! OTLPGRPCExporterConfiguration
+        var uses: [ExtensionUse] = []
+        if let storage = configuration.helper.queue.storage { uses.append(ExtensionUse(keyPath: "sending_queue.storage", id: storage, role: .queueStorage)) }
+        if let authenticator = configuration.authenticator {
+            uses.append(ExtensionUse(keyPath: "auth.authenticator", id: authenticator, role: .clientAuthenticator))
+        }
+        return uses
     }
 
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {

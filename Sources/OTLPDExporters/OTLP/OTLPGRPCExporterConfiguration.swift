@@ -17,6 +17,8 @@ public struct OTLPGRPCExporterConfiguration: Sendable {
     public var compression = WireCompression.gzip
     public var helper = ExporterHelperConfiguration(timeout: .seconds(5))
     public var balancer = Balancer.roundRobin
+    /// `auth.authenticator`: the extension that adds credentials to every call.
+    public var authenticator: ComponentID?
 
     /// How calls spread over the addresses the endpoint's name resolves to (gRPC's load-balancing policies).
     public enum Balancer: String, Sendable, CaseIterable {
@@ -40,6 +42,7 @@ public struct OTLPGRPCExporterConfiguration: Sendable {
         configuration.compression = reader.choice("compression", default: .gzip)
         configuration.helper = ExporterHelperConfiguration.decode(reader, defaultTimeout: .seconds(5))
         configuration.balancer = reader.choice("balancer_name", default: .roundRobin)
+        configuration.authenticator = ClientTarget.readAuthenticator(reader)
         reader.accept("keepalive", "read_buffer_size", "write_buffer_size", "wait_for_ready")
         return configuration
     }
@@ -48,6 +51,30 @@ public struct OTLPGRPCExporterConfiguration: Sendable {
 /// The parts of a client's config that every forwarding exporter reads the
 /// same way: `endpoint`, `tls` and `headers`.
 enum ClientTarget {
+    /// `auth: { authenticator: NAME }`, as the Collector's clients name theirs.
+    static func readAuthenticator(_ reader: ConfigReader) -> ComponentID? {
+        guard let auth = reader.child("auth") else { return nil }
+        defer { auth.finish() }
+        guard let name = auth.string("authenticator") else {
+            auth.error("authenticator", "name the extension that adds credentials, as in authenticator: bearertokenauth")
+            return nil
+        }
+        guard let id = ComponentID(parsing: name) else {
+            auth.error("authenticator", "'\(name)' is not an extension id")
+            return nil
+        }
+        return id
+    }
+
+    /// The client authenticator an exporter names, among the running extensions.
+    static func authenticator(_ id: ComponentID?, settings: ComponentSettings) throws -> (any ClientAuthenticator)? {
+        guard let id else { return nil }
+        guard let authenticator = settings.extensions[id] as? any ClientAuthenticator else {
+            throw ClientTargetError(description: "exporter \(settings.id): auth.authenticator names '\(id)', which is not a running authenticator extension")
+        }
+        return authenticator
+    }
+
     /// The `endpoint`, with an optional `http://` or `https://` (which then
     /// decides plain text or TLS, as the Collector's clients do) or gRPC's
     /// `dns:///`. Reports an endpoint that is missing or not `host:port`.
@@ -101,4 +128,8 @@ enum ClientTarget {
     static func readHeaders(_ reader: ConfigReader) -> [HTTPHeaderField] {
         (reader.stringMap("headers") ?? []).map { HTTPHeaderField($0.0.lowercased(), $0.1) }
     }
+}
+
+struct ClientTargetError: Error, CustomStringConvertible {
+    var description: String
 }

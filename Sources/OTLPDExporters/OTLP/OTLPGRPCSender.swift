@@ -15,9 +15,12 @@ package final class OTLPGRPCSender: UpstreamSender {
     /// The fixed headers of every call, after the pseudo-headers.
     private let baseHeaders: [HTTPHeaderField]
     private let coding: ContentCoding
+    /// Adds `authorization` to each request (read each time: a reload may change the token).
+    private let authenticator: (any ClientAuthenticator)?
 
     package init(configuration: OTLPGRPCExporterConfiguration, settings: ComponentSettings) throws {
         self.configuration = configuration
+        self.authenticator = try ClientTarget.authenticator(configuration.authenticator, settings: settings)
         let tls = try configuration.tls?.makeContext(protocols: ["h2"])
         let pickFirst = configuration.balancer == .pickFirst
         self.client = RoundRobinHTTP2Client(
@@ -52,6 +55,7 @@ package final class OTLPGRPCSender: UpstreamSender {
         let remaining = deadline - .now
         var headers = self.baseHeaders
         headers.insert(HTTPHeaderField("grpc-timeout", GRPCTimeout.format(remaining)), at: 2)
+        if let authenticator = self.authenticator { headers.append(HTTPHeaderField("authorization", authenticator.authorization())) }
         let request = HTTPClientRequest(
             scheme: self.configuration.tls == nil ? "http" : "https", authority: self.client.authority, path: GRPCRoutes.path(for: batch.signal),
             headers: headers, body: self.body(batch))

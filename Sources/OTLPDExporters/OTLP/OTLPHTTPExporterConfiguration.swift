@@ -26,6 +26,8 @@ public struct OTLPHTTPExporterConfiguration: Sendable {
     /// Nil: plain text.
     public var tls: TLSClientConfiguration?
     public var headers: [HTTPHeaderField] = []
+    /// `auth.authenticator`: the extension that adds credentials to every request.
+    public var authenticator: ComponentID?
     public var encoding = Encoding.proto
     public var compression = OTLPGRPCExporterConfiguration.WireCompression.gzip
     public var helper = ExporterHelperConfiguration(timeout: .seconds(30))
@@ -62,6 +64,7 @@ public struct OTLPHTTPExporterConfiguration: Sendable {
             configuration.tls = anySecure ? configuration.tls : nil
         }
         configuration.headers = ClientTarget.readHeaders(reader)
+        configuration.authenticator = ClientTarget.readAuthenticator(reader)
         configuration.encoding = reader.choice("encoding", default: .proto)
         configuration.compression = reader.choice("compression", default: .gzip)
         configuration.helper = ExporterHelperConfiguration.decode(reader, defaultTimeout: .seconds(30))

@@ -15,9 +15,12 @@ package final class OTLPHTTPSender: UpstreamSender {
     private let clients: [Endpoint: HTTP1Client]
     private let baseHeaders: [HTTPHeaderField]
     private let coding: ContentCoding
+    /// Adds `authorization` to each request (read each time: a reload may change the token).
+    private let authenticator: (any ClientAuthenticator)?
 
     package init(configuration: OTLPHTTPExporterConfiguration, settings: ComponentSettings) throws {
         self.configuration = configuration
+        self.authenticator = try ClientTarget.authenticator(configuration.authenticator, settings: settings)
         // Over TLS the upstream may choose HTTP/2 (ALPN): then one connection carries every request.
         let tls = try configuration.tls?.makeContext(protocols: ["h2", "http/1.1"])
         var clients: [Endpoint: HTTP1Client] = [:]
@@ -62,8 +65,10 @@ package final class OTLPHTTPSender: UpstreamSender {
         } catch {
             return .failed(AttemptFailure(retryable: false, status: "encoding", message: "\(error)", code: 3))
         }
+        var headers = self.baseHeaders
+        if let authenticator = self.authenticator { headers.append(HTTPHeaderField("authorization", authenticator.authorization())) }
         let request = HTTPClientRequest(
-            scheme: target.secure ? "https" : "http", authority: client.authority, path: target.path, headers: self.baseHeaders, body: body)
+            scheme: target.secure ? "https" : "http", authority: client.authority, path: target.path, headers: headers, body: body)
         let response: HTTPClientResponse
         do {
             response = try await client.send(request, deadline: .now() + .nanoseconds((deadline - .now).nanosecondsValue))

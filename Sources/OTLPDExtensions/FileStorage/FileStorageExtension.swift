@@ -76,7 +76,7 @@ struct FileStorageError: Error, CustomStringConvertible {
 public struct FileStorageExtensionFactory: ExtensionFactory {
     public let type = "file_storage"
     public let signals: Set<Signal> = []
-    public var makesQueueStorage: Bool { true }
+    public var roles: Set<ExtensionUse.Role> { [.queueStorage] }
 
     public init() {}
 

@@ -13,10 +13,13 @@ public final class OTLPReceiver: Receiver {
     let handler: OTLPRequestHandler
     private let listeners = NIOLockedValueBox<[Listener]>([])
 
-    public init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings) {
+    package init(
+        configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings,
+        authenticators: ReceiverAuthenticators = ReceiverAuthenticators()
+    ) {
         self.configuration = configuration
         self.settings = settings
-        self.handler = OTLPRequestHandler(configuration: configuration, consumers: consumers, settings: settings)
+        self.handler = OTLPRequestHandler(configuration: configuration, consumers: consumers, settings: settings, authenticators: authenticators)
     }
 
     /// The addresses actually bound, once started: (role, address).

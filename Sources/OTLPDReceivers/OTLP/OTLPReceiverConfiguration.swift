@@ -9,6 +9,8 @@ public struct OTLPReceiverConfiguration: Sendable {
         public var maxReceiveMessageBytes = 64 << 20
         public var maxConcurrentStreams = 100
         public var tls: TLSServerConfiguration?
+        /// `auth.authenticator`: the extension every request must satisfy.
+        public var authenticator: ComponentID?
 
         public init() {}
     }
@@ -22,6 +24,8 @@ public struct OTLPReceiverConfiguration: Sendable {
         public var maxRequestBodyBytes = 64 << 20
         public var cors: CORSConfiguration?
         public var tls: TLSServerConfiguration?
+        /// `auth.authenticator`: the extension every request must satisfy.
+        public var authenticator: ComponentID?
 
         public init() {}
 
@@ -58,7 +62,7 @@ public struct OTLPReceiverConfiguration: Sendable {
             settings.maxReceiveMessageBytes = grpc.int("max_recv_msg_size_mib", default: 64, in: 1...4096) << 20
             settings.maxConcurrentStreams = grpc.int("max_concurrent_streams", default: 100, in: 1...100_000)
             settings.tls = Self.decodeTLS(grpc)
-            Self.refuseAuth(grpc)
+            settings.authenticator = Self.decodeAuth(grpc)
             grpc.finish()
             configuration.grpc = settings
         }
@@ -79,7 +83,7 @@ public struct OTLPReceiverConfiguration: Sendable {
                 settings.cors = CORSConfiguration.decode(cors)
             }
             settings.tls = Self.decodeTLS(http)
-            Self.refuseAuth(http)
+            settings.authenticator = Self.decodeAuth(http)
             http.finish()
             configuration.http = settings
         }
@@ -116,7 +120,20 @@ public struct OTLPReceiverConfiguration: Sendable {
         return configuration
     }
 
-    static func refuseAuth(_ reader: ConfigReader) {
-        reader.refuse("auth", because: "receiver authentication (bearertokenauth) is not supported by this build yet")
+    /// `auth: { authenticator: NAME }`, as the Collector's servers name theirs.
+    static func decodeAuth(_ reader: ConfigReader) -> ComponentID? {
+        guard let auth = reader.child("auth") else { return nil }
+        defer { auth.finish() }
+        guard let name = auth.string("authenticator"), let id = ComponentID(parsing: name) else {
+            auth.error("authenticator", "name the extension that checks clients, as in authenticator: bearertokenauth")
+            return nil
+        }
+        return id
+    }
+
+    /// The authenticators it names, with where.
+    var extensionsUsed: [ExtensionUse] {
+        [("protocols.grpc.auth.authenticator", self.grpc?.authenticator), ("protocols.http.auth.authenticator", self.http?.authenticator)]
+            .compactMap { keyPath, id in id.map { ExtensionUse(keyPath: keyPath, id: $0, role: .serverAuthenticator) } }
     }
 }

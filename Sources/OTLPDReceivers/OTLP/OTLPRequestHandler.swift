@@ -27,8 +27,13 @@ package final class OTLPRequestHandler: RequestHandler {
     private let httpCounters: ReceiverCounters
     private let observer: (any IngestObserver)?
     private let memory: MemoryGuard
+    private let authenticators: ReceiverAuthenticators
 
-    package init(configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings) {
+    package init(
+        configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings,
+        authenticators: ReceiverAuthenticators = ReceiverAuthenticators()
+    ) {
+        self.authenticators = authenticators
         self.configuration = configuration
         self.consumers = NIOLockedValueBox(consumers)
         self.logger = settings.logger
@@ -64,8 +69,28 @@ package final class OTLPRequestHandler: RequestHandler {
             "body larger than the \(self.httpLimit)-byte limit (max_request_body_size)")
     }
 
+    /// Turned away before its body is read: a client without valid credentials, or otlpd over its memory limit.
     package func admit(_ head: ServerRequestHead) -> Bool {
-        !self.memory.isRefusing
+        !self.memory.isRefusing && self.authenticated(head)
+    }
+
+    /// Whether the request carries what the authenticator wants; a CORS preflight needs nothing (browsers send no credentials with it).
+    private func authenticated(_ head: ServerRequestHead) -> Bool {
+        guard let authenticator = self.authenticators.authenticator(forGRPC: head.isGRPC) else { return true }
+        if !head.isGRPC && head.method == "OPTIONS" { return true }
+        return authenticator.accepts(authorization: head.header("authorization"))
+    }
+
+    /// 401 with `WWW-Authenticate`, or gRPC UNAUTHENTICATED; the log line names the client, never the credentials.
+    private func unauthenticated(_ head: ServerRequestHead) -> ServerResponse {
+        let reason = head.header("authorization") == nil ? "no credentials (authorization header)" : "the credentials were not accepted"
+        if head.isGRPC { return self.grpcRefusal(head, .unauthenticated, reason) }
+        let challenge = self.authenticators.authenticator(forGRPC: false)?.challenge ?? "Bearer"
+        var headers = [HTTPHeaderField("www-authenticate", challenge)]
+        if let cors = self.configuration.http?.cors, let origin = head.header("origin"), cors.allows(origin: origin) {
+            headers += cors.responseHeaders(origin: origin)
+        }
+        return self.httpRefusal(head, status: 401, encoding: HTTPEncoding(contentType: head.header("content-type")) ?? .protobuf, reason, extraHeaders: headers)
     }
 
     /// A body counts twice while it is in flight: its own bytes, and the copy
@@ -80,7 +105,8 @@ package final class OTLPRequestHandler: RequestHandler {
 
     static let bodyWeight = 2
 
-    package func overloaded(_ head: ServerRequestHead) -> ServerResponse {
+    package func notAdmitted(_ head: ServerRequestHead) -> ServerResponse {
+        if !self.authenticated(head) { return self.unauthenticated(head) }
         let retryAfter = self.memory.retryAfter
         if head.isGRPC {
             return self.grpcRefusal(head, .unavailable, Self.overloadedMessage, retryAfter: retryAfter)

@@ -211,6 +211,8 @@ public final class PipelineGraph: Sendable {
     public func reload(to configuration: CollectorConfiguration, timeout: Duration) async throws(ReloadError) -> PipelineGraph {
         let deadline = ContinuousClock.now + timeout
         let carried = self.carried(into: configuration, stopped: [])
+        // Kept extensions read their files again (a token file rotated before the SIGHUP).
+        for (_, component) in carried.extensions { await component.reloaded() }
         // Held data goes on now, and nothing is held from here on: a request
         // of a receiver that goes away must not wait for a batch timeout.
         for (_, processor) in self.processors { await processor.beginShutdown() }
@@ -250,13 +252,14 @@ public final class PipelineGraph: Sendable {
         for (id, receiver) in self.receivers
         where !stopped.contains(id) && configuration.receivers[id]?.source == old.receivers[id]?.source
             && configuration.pipelines.contains(where: { $0.receivers.contains(id) })
+            && Self.extensionsUnchanged(configuration.receivers[id], from: old, to: configuration)
         {
             carried.receivers[id] = receiver
         }
         for (id, exporter) in self.exporters
         where configuration.exporters[id]?.source == old.exporters[id]?.source
             && Self.signals(of: id, in: configuration) == Self.signals(of: id, in: old)
-            && Self.storagesUnchanged(of: id, from: old, to: configuration)
+            && Self.extensionsUnchanged(configuration.exporters[id], from: old, to: configuration)
         {
             carried.exporters[id] = exporter
         }
@@ -269,10 +272,10 @@ public final class PipelineGraph: Sendable {
         return carried
     }
 
-    /// Whether the storage extensions an exporter names kept their config (else the exporter is made again with the new one).
-    private static func storagesUnchanged(of id: ComponentID, from old: CollectorConfiguration, to new: CollectorConfiguration) -> Bool {
-        guard let component = new.exporters[id] else { return false }
-        return component.factory.storagesUsed(component.settings).allSatisfy { new.extensions[$0.id]?.source == old.extensions[$0.id]?.source }
+    /// Whether the extensions a component names kept their config (else it is made again with the new ones).
+    private static func extensionsUnchanged(_ component: CollectorConfiguration.Component?, from old: CollectorConfiguration, to new: CollectorConfiguration) -> Bool {
+        guard let component else { return false }
+        return component.factory.extensionsUsed(component.settings).allSatisfy { new.extensions[$0.id]?.source == old.extensions[$0.id]?.source }
     }
 
     /// The old graph's end after a reload: requests under way finish, then

@@ -130,7 +130,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     private func refuseOverloaded(_ head: ServerRequestHead, keepAlive: Bool, context: ChannelHandlerContext) {
         self.releaseHeld()
         self.state = .draining(keepAlive: keepAlive && !self.quiescing)
-        self.write(self.handler.overloaded(head), context: context, forceClose: !keepAlive, closeAfter: false)
+        self.write(self.handler.notAdmitted(head), context: context, forceClose: !keepAlive, closeAfter: false)
     }
 
     private func releaseHeld() {

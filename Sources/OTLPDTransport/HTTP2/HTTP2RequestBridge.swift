@@ -67,7 +67,7 @@ final class HTTP2RequestBridge: HTTP2ServerDelegate {
         let response =
             switch refusal {
             case .tooLarge: self.handler.bodyTooLarge(head, limit: self.handler.bodyLimit(for: head))
-            case .overloaded: self.handler.overloaded(head)
+            case .overloaded: self.handler.notAdmitted(head)
             }
         return HTTP2Response(status: response.status, headers: response.headers, body: response.body, trailers: response.trailers)
     }
