@@ -33,6 +33,15 @@ class NGHTTP2Session {
         try check(nghttp2_option_new(&option), "nghttp2_option_new")
         defer { nghttp2_option_del(option) }
         if manualWindowUpdates { nghttp2_option_set_no_auto_window_update(option, 1) }
+        if role == .server {
+            // Against floods, stated here rather than left to the library's defaults: rapid reset
+            // (CVE-2023-44487: a burst of 1000 stream resets, then 33 a second), SETTINGS and
+            // PING/SETTINGS-ack floods, and CONTINUATION floods; past one, nghttp2 ends the connection.
+            nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33)
+            nghttp2_option_set_max_settings(option, 32)
+            nghttp2_option_set_max_outbound_ack(option, 1000)
+            nghttp2_option_set_max_continuations(option, 8)
+        }
 
         var session: OpaquePointer?
         let userData = Unmanaged.passUnretained(self).toOpaque()

@@ -14,6 +14,10 @@ public struct ListenerConfiguration: Sendable {
     public var role: ListenerRole
     public var tls: TLSServerConfiguration?
     public var http2: HTTP2ServerSettings
+    /// Connections open at once; one past it is closed at once, with a log line.
+    public var maxConnections = 4096
+    /// HTTP/1.1's head and keep-alive idle deadlines; `readHeader` also bounds a new connection's silence.
+    public var http1 = HTTP1Timeouts()
 
     public init(host: String, port: Int, role: ListenerRole, tls: TLSServerConfiguration? = nil, http2: HTTP2ServerSettings = HTTP2ServerSettings()) {
         self.host = host
@@ -50,13 +54,17 @@ public final class Listener: Sendable {
             var quiescing = false
         }
 
-        func add(_ channel: any Channel) {
-            let quiesceNow = self.state.withLockedValue { state in
+        /// Counts the connection in unless `limit` are open already (then false).
+        func add(_ channel: any Channel, limit: Int) -> Bool {
+            let (added, quiesceNow) = self.state.withLockedValue { state -> (Bool, Bool) in
+                guard state.channels.count < limit else { return (false, false) }
                 state.channels[ObjectIdentifier(channel)] = channel
-                return state.quiescing
+                return (true, state.quiescing)
             }
+            guard added else { return false }
             if quiesceNow { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
             channel.closeFuture.whenComplete { _ in self.remove(channel) }
+            return true
         }
 
         private func remove(_ channel: any Channel) {
@@ -96,6 +104,7 @@ public final class Listener: Sendable {
         let connections = Connections()
         let http2Settings = configuration.http2
         let role = configuration.role
+        let (maxConnections, http1) = (configuration.maxConnections, configuration.http1)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -103,9 +112,15 @@ public final class Listener: Sendable {
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                connections.add(channel)
+                // Past the cap the connection is closed at once: every client already connected keeps being served.
+                guard connections.add(channel, limit: maxConnections) else {
+                    handler.connectionFailed(
+                        client: ConnectionSetup.client(of: channel, role: role, tls: sslContext != nil),
+                        reason: "over max_connections (\(maxConnections)) on this listener; connection closed")
+                    return channel.close()
+                }
                 do {
-                    try ConnectionSetup.install(on: channel, handler: handler, role: role, http2: http2Settings, tls: sslContext)
+                    try ConnectionSetup.install(on: channel, handler: handler, role: role, http2: http2Settings, http1: http1, tls: sslContext)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -150,15 +165,10 @@ package enum ConnectionSetup {
         handler: any RequestHandler,
         role: ListenerRole,
         http2: HTTP2ServerSettings,
+        http1: HTTP1Timeouts = HTTP1Timeouts(),
         tls sslContext: NIOSSLContext?
     ) throws {
-        let remote = channel.remoteAddress
-        let client = ClientInfo(
-            address: remote?.ipAddress ?? "unknown",
-            endpoint: remote.map { "\($0.ipAddress ?? "unknown"):\($0.port ?? 0)" } ?? "unknown",
-            role: role,
-            localPort: channel.localAddress?.port ?? 0,
-            isTLS: sslContext != nil)
+        let client = Self.client(of: channel, role: role, tls: sslContext != nil)
         let executor = EventLoopTaskExecutor(channel.eventLoop)
         let pipeline = channel.pipeline.syncOperations
         if let sslContext {
@@ -170,8 +180,21 @@ package enum ConnectionSetup {
                 makeHTTP2Handler: {
                     HTTP2ServerHandler(settings: http2, delegate: HTTP2RequestBridge(handler: handler, client: client, executor: executor))
                 },
-                makeHTTP1Handler: { HTTP1ServerHandler(handler: handler, client: client, executor: executor) },
-                onPlaintextTLS: { handler.connectionFailed(client: client, reason: "sent a TLS handshake to a listener without TLS") }))
+                makeHTTP1Handler: { HTTP1ServerHandler(handler: handler, client: client, executor: executor, timeouts: http1) },
+                onPlaintextTLS: { handler.connectionFailed(client: client, reason: "sent a TLS handshake to a listener without TLS") },
+                silence: http1.readHeader,
+                onSilent: { handler.connectionFailed(client: client, reason: "sent nothing within \(http1.readHeader) (read_header_timeout); connection closed") }))
+    }
+
+    /// Who is at the other end of a connection, for log lines.
+    package static func client(of channel: any Channel, role: ListenerRole, tls: Bool) -> ClientInfo {
+        let remote = channel.remoteAddress
+        return ClientInfo(
+            address: remote?.ipAddress ?? "unknown",
+            endpoint: remote.map { "\($0.ipAddress ?? "unknown"):\($0.port ?? 0)" } ?? "unknown",
+            role: role,
+            localPort: channel.localAddress?.port ?? 0,
+            isTLS: tls)
     }
 }
 

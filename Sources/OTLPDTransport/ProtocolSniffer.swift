@@ -35,15 +35,37 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
     private let makeHTTP1Handler: () -> HTTP1ServerHandler
     private let onPlaintextTLS: () -> Void
     private var buffered: ByteBuffer?
+    /// A connection that says too little for too long (nothing, or part of a preface) is closed.
+    private let silence: Duration
+    private let onSilent: () -> Void
+    private var silenceTimer: Scheduled<Void>?
 
     init(
         makeHTTP2Handler: @escaping () -> HTTP2ServerHandler,
         makeHTTP1Handler: @escaping () -> HTTP1ServerHandler,
-        onPlaintextTLS: @escaping () -> Void
+        onPlaintextTLS: @escaping () -> Void,
+        silence: Duration = .seconds(10),
+        onSilent: @escaping () -> Void = {}
     ) {
         self.makeHTTP2Handler = makeHTTP2Handler
         self.makeHTTP1Handler = makeHTTP1Handler
         self.onPlaintextTLS = onPlaintextTLS
+        self.silence = silence
+        self.onSilent = onSilent
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.silenceTimer = context.eventLoop.scheduleTask(in: HTTP1HeadTimer.amount(self.silence)) {
+            let (sniffer, context) = loopBound.value
+            sniffer.onSilent()
+            context.close(promise: nil)
+        }
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        self.silenceTimer?.cancel()
+        self.silenceTimer = nil
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -75,6 +97,7 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
                 let handler = self.makeHTTP1Handler()
                 try pipeline.addHandler(handler, position: .after(self))
                 try pipeline.configureHTTPServerPipeline(position: .after(self), withPipeliningAssistance: true, withErrorHandling: true)
+                try pipeline.addHandler(HTTP1ByteArrival(), position: .after(self))
             }
         } catch {
             context.close(promise: nil)

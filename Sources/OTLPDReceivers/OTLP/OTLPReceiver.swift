@@ -31,16 +31,22 @@ public final class OTLPReceiver: Receiver {
 
     public func start() async throws {
         var specs: [ListenerConfiguration] = []
+        // HTTP/1.1 may come to either port: both use the http section's deadlines.
+        let http1 = self.configuration.http?.timeouts ?? HTTP1Timeouts()
         if let grpc = self.configuration.grpc {
-            specs.append(
-                ListenerConfiguration(
-                    host: grpc.endpoint.host, port: grpc.endpoint.port, role: .grpc, tls: grpc.tls,
-                    maxBodyBytes: grpc.maxReceiveMessageBytes + GRPCFraming.prefixLength, maxConcurrentStreams: grpc.maxConcurrentStreams))
+            var spec = ListenerConfiguration(
+                host: grpc.endpoint.host, port: grpc.endpoint.port, role: .grpc, tls: grpc.tls,
+                maxBodyBytes: grpc.maxReceiveMessageBytes + GRPCFraming.prefixLength, maxConcurrentStreams: grpc.maxConcurrentStreams)
+            spec.maxConnections = grpc.maxConnections
+            spec.http1 = http1
+            specs.append(spec)
         }
         if let http = self.configuration.http {
-            specs.append(
-                ListenerConfiguration(
-                    host: http.endpoint.host, port: http.endpoint.port, role: .http, tls: http.tls, maxBodyBytes: http.maxRequestBodyBytes))
+            var spec = ListenerConfiguration(
+                host: http.endpoint.host, port: http.endpoint.port, role: .http, tls: http.tls, maxBodyBytes: http.maxRequestBodyBytes)
+            spec.maxConnections = http.maxConnections
+            spec.http1 = http1
+            specs.append(spec)
         }
         for spec in specs {
             let listener: Listener

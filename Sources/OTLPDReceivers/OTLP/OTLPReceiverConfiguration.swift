@@ -11,6 +11,8 @@ public struct OTLPReceiverConfiguration: Sendable {
         public var tls: TLSServerConfiguration?
         /// `auth.authenticator`: the extension every request must satisfy.
         public var authenticator: ComponentID?
+        /// otlpd's own: connections open at once on this listener.
+        public var maxConnections = 4096
 
         public init() {}
     }
@@ -26,6 +28,10 @@ public struct OTLPReceiverConfiguration: Sendable {
         public var tls: TLSServerConfiguration?
         /// `auth.authenticator`: the extension every request must satisfy.
         public var authenticator: ComponentID?
+        /// otlpd's own: connections open at once on this listener.
+        public var maxConnections = 4096
+        /// `read_header_timeout` and `idle_timeout` (as the Collector's HTTP server has them), for HTTP/1.1 on either port.
+        public var timeouts = HTTP1Timeouts()
 
         public init() {}
 
@@ -63,6 +69,7 @@ public struct OTLPReceiverConfiguration: Sendable {
             settings.maxConcurrentStreams = grpc.int("max_concurrent_streams", default: 100, in: 1...100_000)
             settings.tls = Self.decodeTLS(grpc)
             settings.authenticator = Self.decodeAuth(grpc)
+            settings.maxConnections = grpc.int("max_connections", default: settings.maxConnections, in: 1...1_000_000)
             grpc.finish()
             configuration.grpc = settings
         }
@@ -84,6 +91,9 @@ public struct OTLPReceiverConfiguration: Sendable {
             }
             settings.tls = Self.decodeTLS(http)
             settings.authenticator = Self.decodeAuth(http)
+            settings.maxConnections = http.int("max_connections", default: settings.maxConnections, in: 1...1_000_000)
+            settings.timeouts.readHeader = http.duration("read_header_timeout", default: settings.timeouts.readHeader, allowZero: false)
+            settings.timeouts.idle = http.duration("idle_timeout", default: settings.timeouts.idle, allowZero: false)
             http.finish()
             configuration.http = settings
         }

@@ -29,16 +29,43 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     private var quiescing = false
     /// Body bytes of the current request counted in the handler's memory count, until it is answered.
     private var held = 0
+    /// Closes a connection idle past `idle_timeout`, or slow to send a head past `read_header_timeout`.
+    private var headTimer: HTTP1HeadTimer
 
-    init(handler: any RequestHandler, client: ClientInfo, executor: EventLoopTaskExecutor) {
+    init(handler: any RequestHandler, client: ClientInfo, executor: EventLoopTaskExecutor, timeouts: HTTP1Timeouts = HTTP1Timeouts()) {
+        self.headTimer = HTTP1HeadTimer(timeouts: timeouts)
         self.handler = handler
         self.client = client
         self.executor = executor
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.waitForRequest(context: context)
+    }
+
+    /// Idle (or just connected): the next head is awaited, within the timeouts.
+    private func waitForRequest(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.headTimer.waitForRequest(on: context.eventLoop) { expiry in
+            let (handler, context) = loopBound.value
+            handler.expired(expiry, context: context)
+        }
+    }
+
+    private func expired(_ expiry: HTTP1HeadTimer.Expiry, context: ChannelHandlerContext) {
+        guard case .idle = self.state else { return }
+        if expiry == .slowHead {
+            self.handler.connectionFailed(
+                client: self.client,
+                reason: "sent no complete request head within \(self.headTimer.timeouts.readHeader) (read_header_timeout); connection closed")
+        }
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
+            self.headTimer.cancel()
             let headers = head.headers.map { HTTPHeaderField($0.name.lowercased(), $0.value) }
             let serverHead = ServerRequestHead(method: head.method.rawValue, path: head.uri, headers: headers, version: .http1, client: self.client)
             let limit = self.handler.bodyLimit(for: serverHead)
@@ -91,6 +118,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             case .draining(let keepAlive):
                 if keepAlive && !self.quiescing {
                     self.state = .idle
+                    self.waitForRequest(context: context)
                 } else {
                     context.close(promise: nil)
                 }
@@ -160,6 +188,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         }
         if keepAlive || !closeAfter {
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            if keepAlive, case .idle = self.state { self.waitForRequest(context: context) }
         } else {
             // Close once the answer is out (and, for a refusal, before reading the rest of the body).
             let channel = context.channel
@@ -168,6 +197,16 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is HTTP1ByteArrival.Event {
+            if case .idle = self.state {
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                self.headTimer.bytesArrived(on: context.eventLoop) { expiry in
+                    let (handler, context) = loopBound.value
+                    handler.expired(expiry, context: context)
+                }
+            }
+            return
+        }
         guard event is ChannelShouldQuiesceEvent else {
             context.fireUserInboundEventTriggered(event)
             return
@@ -178,6 +217,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.headTimer.cancel()
         // A connection that goes away mid-request: its body no longer counts.
         self.releaseHeld()
     }
