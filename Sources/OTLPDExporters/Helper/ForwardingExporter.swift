@@ -98,6 +98,12 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
                 lastErrorAge: nil)
         }
         self.telemetry.onScrape(self) { [weak self] in self?.refreshGauges() }
+        self.logger.info(
+            "forwarding",
+            metadata: [
+                "signals": "\(self.gauges.keys.map(\.rawValue).sorted().joined(separator: ","))",
+                "queue": "\(self.storage.map { "persistent in \($0.directory)" } ?? "memory")",
+            ])
     }
 
     /// A queue per signal in the storage's folder, taken over from a predecessor (a reload) or opened and recovered.

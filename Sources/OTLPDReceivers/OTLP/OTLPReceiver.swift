@@ -66,6 +66,7 @@ public final class OTLPReceiver: Receiver {
                 "listening",
                 metadata: [
                     "protocol": "\(spec.role == .grpc ? "OTLP/gRPC" : "OTLP/HTTP")", "endpoint": "\(endpoint)", "tls": "\(spec.tls != nil)",
+                    "auth": "\((spec.role == .grpc ? self.configuration.grpc?.authenticator : self.configuration.http?.authenticator)?.description ?? "none")",
                 ])
             if endpoint.isLoopback, let container = ContainerDetection.detect() {
                 self.settings.logger.warning(
