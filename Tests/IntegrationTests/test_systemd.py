@@ -181,3 +181,33 @@ def test_make_install_keeps_an_existing_config(tmp_path):
     assert result.returncode == 0, result.stderr
     assert not (root / "usr/local/bin/otlpd").exists() and not (root / "etc/systemd/system/otlpd.service").exists()
     assert config.exists(), "uninstall leaves the user's config"
+
+
+def test_an_unprivileged_otlpd_serves_connections(otlpd, tmp_path):
+    """As the unit runs it (a DynamicUser, no capabilities): accepted connections are served. A socket
+    option set at the wrong level (SO_DEBUG in place of TCP_NODELAY) once needed CAP_NET_ADMIN and
+    reset every connection of a non-root otlpd."""
+    import tempfile
+    from otlpd_harness import grpc_export, read_jsonl, request_span_ids, span_ids_in, trace_request
+    import grpc
+    workdir = Path(tempfile.mkdtemp(prefix="otlpd-nobody-"))
+    workdir.chmod(0o777)
+    try:
+        config = base_config(workdir, signals=("traces",))
+        path = workdir / "config.yaml"
+        from otlpd_harness import to_yaml
+        path.write_text(to_yaml(config) + "\n")
+        path.chmod(0o644)
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+                otlpd.binary, "--config", str(path)]
+        from otlpd_harness import Otlpd
+        daemon = Otlpd(argv[0], workdir, argv[1:], name="nobody")
+        otlpd.started.append(daemon)
+        daemon.start()
+        request = trace_request("unprivileged", 2)
+        with grpc.insecure_channel(daemon.grpc_target) as channel:
+            grpc_export(channel, request)
+        assert span_ids_in(read_jsonl(workdir / "out.jsonl")) == request_span_ids(request)
+        assert daemon.stop() == 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -15,4 +15,15 @@ struct RoundRobinTests {
         #expect(Set((0..<4).map { _ in rotation.next()! }) == ["client-c", "client-d"])
         #expect(Set(rotation.removeAll()) == ["client-c", "client-d"] && rotation.isEmpty)
     }
+
+    @Test("the next eligible value in turn: ineligible keys are skipped, and the turn moves past the one given")
+    func eligible() {
+        var rotation = RoundRobin<String>()
+        _ = rotation.update(["a", "b", "c"]) { "client-\($0)" }
+        #expect(rotation.next { $0 != "a" }?.0 == "b")
+        #expect(rotation.next { $0 != "a" }?.0 == "c")
+        #expect(rotation.next { $0 != "a" }?.0 == "b", "a is skipped every time")
+        #expect(rotation.next { _ in false } == nil)
+        #expect(rotation.next()! == "client-c", "a skip-less turn goes on after the last one given")
+    }
 }

@@ -418,7 +418,9 @@ package final class ForwardingExporter<Sender: UpstreamSender>: Exporter {
         }
         if firstFailure && failure.retryable {
             self.logger.warning(
-                "the upstream does not confirm; retrying within each client's deadline",
+                self.storage == nil
+                    ? "the upstream does not confirm; retrying within each client's deadline"
+                    : "the upstream does not confirm; the persistent queue keeps the data and retries until it does",
                 metadata: ["status": "\(failure.status)", "reason": "\(failure.message)"])
         }
     }

@@ -121,8 +121,13 @@ enum ContainerDetection {
     static func detect() -> String? {
         if ProcessEnvironment.value("KUBERNETES_SERVICE_HOST") != nil { return "kubernetes" }
         if FileProbe.exists("/.dockerenv") { return "docker" }
-        if let cgroup = FileProbe.read("/proc/1/cgroup"), cgroup.contains("docker") || cgroup.contains("kubepods") || cgroup.contains("containerd") {
-            return cgroup.contains("kubepods") ? "kubernetes" : "docker"
+        // Podman (and other OCI engines following it) mark their containers this way.
+        if FileProbe.exists("/run/.containerenv") { return ProcessEnvironment.value("container") ?? "podman" }
+        if let engine = ProcessEnvironment.value("container"), !engine.isEmpty { return engine }
+        if let cgroup = FileProbe.read("/proc/1/cgroup"),
+            cgroup.contains("docker") || cgroup.contains("kubepods") || cgroup.contains("containerd") || cgroup.contains("libpod")
+        {
+            return cgroup.contains("kubepods") ? "kubernetes" : cgroup.contains("libpod") ? "podman" : "docker"
         }
         return nil
     }

@@ -28,6 +28,15 @@ public final class RoundRobinHTTP2Client: Sendable {
         var resolvedAt: ContinuousClock.Instant?
         var resolving = false
         var closed = false
+        /// Addresses whose last connect failed: skipped until then, while another answers (the wait doubles, up to 30 s).
+        var down: [String: (until: ContinuousClock.Instant, wait: Duration)] = [:]
+
+        /// The next address in turn that is not in `tried`, preferring those not known to be down.
+        mutating func pick(excluding tried: Set<String>, now: ContinuousClock.Instant) -> (String, HTTP2Client)? {
+            let down = self.down
+            return self.rotation.next { key in !tried.contains(key) && (down[key].map { $0.until <= now } ?? true) }
+                ?? self.rotation.next { key in !tried.contains(key) }
+        }
     }
 
     public init(
@@ -48,17 +57,33 @@ public final class RoundRobinHTTP2Client: Sendable {
     /// The addresses calls go to now.
     public var addresses: [String] { self.state.withLockedValue { $0.rotation.keys } }
 
+    /// Sends on the next address in turn; an address that refuses the
+    /// connection is marked down (skipped for a while, as gRPC's round_robin
+    /// skips a failing subchannel) and the call goes to the next one at once,
+    /// so a replica that went away costs no retry wait while another answers.
     public func send(_ request: HTTPClientRequest, deadline: NIODeadline) async throws(HTTPClientError) -> HTTPClientResponse {
         await self.refreshIfDue()
-        guard let client = self.state.withLockedValue({ $0.rotation.next() }) else {
-            throw HTTPClientError(.connectFailed, "cannot connect to \(self.authority): the name resolves to no address")
-        }
-        do {
-            return try await client.send(request, deadline: deadline)
-        } catch {
-            // A replica may be gone: look the name up again before the next call.
-            if error.kind == .connectFailed { self.state.withLockedValue { $0.resolvedAt = nil } }
-            throw error
+        var tried: Set<String> = []
+        var lastFailure: HTTPClientError?
+        while true {
+            guard let (address, client) = self.state.withLockedValue({ $0.pick(excluding: tried, now: .now) }) else {
+                throw lastFailure ?? HTTPClientError(.connectFailed, "cannot connect to \(self.authority): the name resolves to no address")
+            }
+            do {
+                let response = try await client.send(request, deadline: deadline)
+                self.state.withLockedValue { _ = $0.down.removeValue(forKey: address) }
+                return response
+            } catch {
+                guard error.kind == .connectFailed else { throw error }
+                tried.insert(address)
+                lastFailure = error
+                self.state.withLockedValue { state in
+                    // A replica may be gone: look the name up again before the next call.
+                    state.resolvedAt = nil
+                    let wait = min(.seconds(30), (state.down[address]?.wait ?? .milliseconds(500)) * 2)
+                    state.down[address] = (ContinuousClock.now + wait, wait)
+                }
+            }
         }
     }
 
@@ -93,6 +118,7 @@ public final class RoundRobinHTTP2Client: Sendable {
             // A failed lookup keeps the addresses known before.
             guard !addresses.isEmpty, !state.closed else { return [] }
             state.resolvedAt = .now
+            state.down = state.down.filter { addresses.contains($0.key) }
             return state.rotation.update(addresses) { address in
                 HTTP2Client(
                     host: address, port: self.port, tls: self.tls, serverName: self.serverName, authority: self.authority, group: self.group)
@@ -118,6 +144,18 @@ package struct RoundRobin<Value: Sendable>: Sendable {
         guard !self.keys.isEmpty else { return nil }
         defer { self.position = (self.position + 1) % self.keys.count }
         return self.values[self.keys[self.position % self.keys.count]]
+    }
+
+    /// The next key in turn that `eligible` accepts, with its value; the turn moves past it.
+    package mutating func next(where eligible: (String) -> Bool) -> (String, Value)? {
+        for step in 0..<self.keys.count {
+            let index = (self.position + step) % self.keys.count
+            let key = self.keys[index]
+            guard eligible(key), let value = self.values[key] else { continue }
+            self.position = (index + 1) % self.keys.count
+            return (key, value)
+        }
+        return nil
     }
 
     package mutating func update(_ keys: [String], make: (String) -> Value) -> [Value] {

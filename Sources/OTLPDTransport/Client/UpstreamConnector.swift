@@ -39,7 +39,7 @@ struct UpstreamConnector: Sendable {
         let (tls, serverName, authority, group) = (self.tls, self.serverName, self.authority, self.group)
         return ClientBootstrap(group: group)
             .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
