@@ -28,12 +28,7 @@ public struct OTLPGRPCExporterFactory: ExporterFactory {
 
     public func extensionsUsed(_ configuration: ComponentConfiguration) -> [ExtensionUse] {
         let configuration = configuration as! OTLPGRPCExporterConfiguration
-        var uses: [ExtensionUse] = []
-        if let storage = configuration.helper.queue.storage { uses.append(ExtensionUse(keyPath: "sending_queue.storage", id: storage, role: .queueStorage)) }
-        if let authenticator = configuration.authenticator {
-            uses.append(ExtensionUse(keyPath: "auth.authenticator", id: authenticator, role: .clientAuthenticator))
-        }
-        return uses
+        return ClientTarget.extensionsUsed(storage: configuration.helper.queue.storage, authenticator: configuration.authenticator)
     }
 
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {

@@ -66,6 +66,14 @@ enum ClientTarget {
         return id
     }
 
+    /// A forwarding exporter's extensions: its queue's storage and its authenticator.
+    static func extensionsUsed(storage: ComponentID?, authenticator: ComponentID?) -> [ExtensionUse] {
+        [
+            storage.map { ExtensionUse(keyPath: "sending_queue.storage", id: $0, role: .queueStorage) },
+            authenticator.map { ExtensionUse(keyPath: "auth.authenticator", id: $0, role: .clientAuthenticator) },
+        ].compactMap { $0 }
+    }
+
     /// The client authenticator an exporter names, among the running extensions.
     static func authenticator(_ id: ComponentID?, settings: ComponentSettings) throws -> (any ClientAuthenticator)? {
         guard let id else { return nil }
