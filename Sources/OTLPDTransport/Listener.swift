@@ -45,6 +45,8 @@ public final class Listener: Sendable {
     public let localAddress: SocketAddress
     private let serverChannel: any Channel
     private let connections: Connections
+    /// The TLS context new connections get; a reload reads the files again and swaps it.
+    private let tlsContext: NIOLockedValueBox<NIOSSLContext?>
 
     private final class Connections: Sendable {
         private let state = NIOLockedValueBox(State())
@@ -87,11 +89,22 @@ public final class Listener: Sendable {
         var count: Int { self.state.withLockedValue { $0.channels.count } }
     }
 
-    private init(configuration: ListenerConfiguration, serverChannel: any Channel, connections: Connections) {
+    private init(
+        configuration: ListenerConfiguration, serverChannel: any Channel, connections: Connections, tlsContext: NIOLockedValueBox<NIOSSLContext?>
+    ) {
         self.configuration = configuration
         self.serverChannel = serverChannel
         self.localAddress = serverChannel.localAddress!
         self.connections = connections
+        self.tlsContext = tlsContext
+    }
+
+    /// Reads the certificate and key files again (a renewed certificate) for
+    /// the connections from now on; on failure the one in use stays and the error is thrown.
+    public func reloadTLS() throws {
+        guard let tls = self.configuration.tls else { return }
+        let context = try tls.makeContext()
+        self.tlsContext.withLockedValue { $0 = context }
     }
 
     /// Binds and starts accepting. Throws if the address cannot be bound or the TLS files cannot be used.
@@ -100,7 +113,7 @@ public final class Listener: Sendable {
         handler: any RequestHandler,
         group: any EventLoopGroup
     ) async throws -> Listener {
-        let sslContext = try configuration.tls?.makeContext()
+        let tlsContext = NIOLockedValueBox(try configuration.tls?.makeContext())
         let connections = Connections()
         let http2Settings = configuration.http2
         let role = configuration.role
@@ -112,6 +125,7 @@ public final class Listener: Sendable {
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
+                let sslContext = tlsContext.withLockedValue { $0 }
                 // Past the cap the connection is closed at once: every client already connected keeps being served.
                 guard connections.add(channel, limit: maxConnections) else {
                     handler.connectionFailed(
@@ -128,7 +142,7 @@ public final class Listener: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        return Listener(configuration: configuration, serverChannel: channel, connections: connections)
+        return Listener(configuration: configuration, serverChannel: channel, connections: connections, tlsContext: tlsContext)
     }
 
     /// Stops accepting and asks every connection to finish what it has

@@ -2,6 +2,7 @@
 grpcio with ssl_channel_credentials, curl --cacert over HTTP/1.1 and HTTP/2
 (ALPN); plaintext to a TLS port fails cleanly and is logged; mTLS with
 client_ca_file."""
+import signal
 import socket
 import subprocess
 
@@ -150,3 +151,43 @@ def test_mutual_tls(otlpd, tmp_path, pki, tools):
     assert without.status != 200, "no client certificate, no service"
     assert span_ids_in(read_jsonl(tmp_path / "out.jsonl"))[:2] == request_span_ids(request)
     assert len(span_ids_in(read_jsonl(tmp_path / "out.jsonl"))) == 3
+
+
+def served_certificate_serial(port: int, pki) -> int:
+    """The serial number of the certificate a new TLS connection to `port` gets."""
+    import ssl
+    context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            der = tls.getpeercert(binary_form=True)
+    out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input=der, capture_output=True, check=True)
+    return int(out.stdout.decode().strip().split("=")[1], 16)
+
+
+def test_a_renewed_certificate_is_read_on_sighup_and_a_broken_one_keeps_the_running_one(otlpd, tmp_path, pki):
+    """cert_file and key_file are read again on SIGHUP (a renewed certificate at the same paths): new
+    connections get it; a broken file at a reload leaves the running config, and its certificate, in place."""
+    import shutil
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.pem", "server.key"):
+        shutil.copy(pki / name, live / name)
+    section = {"cert_file": str(live / "server.pem"), "key_file": str(live / "server.key")}
+    config = base_config(tmp_path, grpc={"tls": section}, http={"tls": section}, signals=["traces"])
+    path = otlpd.write_config(config, "tls-reload.yaml", tmp_path)
+    daemon = otlpd.start(path)
+    first = served_certificate_serial(daemon.http_port, pki)
+    # Renewed: the same key, a new certificate (a new serial) from the same CA.
+    openssl("x509", "-req", "-in", str(pki / "server.csr"), "-CA", str(pki / "ca.pem"), "-CAkey", str(pki / "ca.key"),
+            "-CAcreateserial", "-days", "2", "-extfile", str(pki / "server.ext"), "-out", str(live / "server.pem"), cwd=tmp_path)
+    daemon.send_signal(signal.SIGHUP)
+    daemon.wait_for_log("TLS certificate and key read again", timeout=10)
+    second = served_certificate_serial(daemon.http_port, pki)
+    assert second != first and served_certificate_serial(daemon.grpc_port, pki) == second
+    (live / "server.pem").write_text("not a certificate\n")
+    daemon.send_signal(signal.SIGHUP)
+    daemon.wait_for_log("the running config stays", timeout=10)
+    assert served_certificate_serial(daemon.http_port, pki) == second, "the running certificate stays"
+    with grpc.secure_channel(daemon.grpc_target, credentials(pki), options=[("grpc.ssl_target_name_override", "localhost")]) as channel:
+        grpc_export(channel, trace_request("after-broken-reload", 1))
+    assert daemon.stop() == 0

@@ -22,10 +22,14 @@ public protocol Receiver: Component {
     func replaceConsumers(_ consumers: [Signal: any Consumer])
     /// Sockets it listens on (for the service manager's status line).
     var listenerCount: Int { get }
+    /// A reload kept it running (its config did not change): what it reads
+    /// from files (a renewed TLS certificate) is read again.
+    func reloaded() async
 }
 
 extension Receiver {
     public var listenerCount: Int { 0 }
+    public func reloaded() async {}
 }
 
 public protocol Exporter: Component, Consumer {

@@ -76,6 +76,20 @@ public final class OTLPReceiver: Receiver {
         }
     }
 
+    /// A renewed certificate takes effect for new connections; a broken one is logged and the one in use stays.
+    public func reloaded() async {
+        for listener in self.listeners.withLockedValue({ $0 }) where listener.configuration.tls != nil {
+            let endpoint = "\(listener.configuration.host):\(listener.localAddress.port ?? listener.configuration.port)"
+            do {
+                try listener.reloadTLS()
+                self.settings.logger.info("TLS certificate and key read again", metadata: ["endpoint": "\(endpoint)"])
+            } catch {
+                self.settings.logger.error(
+                    "reload: the TLS certificate or key cannot be used; the one in use stays", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+            }
+        }
+    }
+
     public func stopAccepting() async {
         for listener in self.listeners.withLockedValue({ $0 }) {
             await listener.quiesce()

@@ -213,6 +213,7 @@ public final class PipelineGraph: Sendable {
         let carried = self.carried(into: configuration, stopped: [])
         // Kept extensions read their files again (a token file rotated before the SIGHUP).
         for (_, component) in carried.extensions { await component.reloaded() }
+        for (_, receiver) in carried.receivers { await receiver.reloaded() }
         // Held data goes on now, and nothing is held from here on: a request
         // of a receiver that goes away must not wait for a batch timeout.
         for (_, processor) in self.processors { await processor.beginShutdown() }
