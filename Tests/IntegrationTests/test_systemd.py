@@ -211,3 +211,17 @@ def test_an_unprivileged_otlpd_serves_connections(otlpd, tmp_path):
         assert daemon.stop() == 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_json_log_lines_use_the_collectors_field_names(otlpd, tmp_path):
+    import json as json_module
+    config = base_config(tmp_path)
+    config["service"]["telemetry"]["logs"] = {"encoding": "json", "level": "info"}
+    daemon = otlpd.start(config, wait_ready=False)
+    wait_until(lambda: "otlpd is ready" in daemon.stderr(), 20, "ready")
+    objects = [json_module.loads(line) for line in daemon.stderr().splitlines() if line.startswith("{")]
+    assert objects and all(list(o)[:3] == ["level", "ts", "msg"] for o in objects), objects[:3]
+    listening = [o for o in objects if o["msg"] == "listening"]
+    assert {o["protocol"] for o in listening} == {"OTLP/gRPC", "OTLP/HTTP"} and all(o["auth"] == "none" for o in listening)
+    assert all(o["ts"].endswith("Z") for o in objects)
+    assert daemon.stop() == 0

@@ -7,7 +7,8 @@ import Glibc
 #endif
 
 /// otlpd's own log lines, on stderr: `console` is one tab-separated line
-/// (time, level, message, key=value...), `json` one object per line.
+/// (time, level, message, key=value...), `json` one object per line with
+/// the Collector's names (`level`, `ts`, `msg`) and the fields after.
 public struct OTLPDLogHandler: LogHandler {
     public enum Encoding: Sendable {
         case console
@@ -46,7 +47,8 @@ public struct OTLPDLogHandler: LogHandler {
                 line += "\t\(key)=\(Self.consoleValue(all[key]!))"
             }
         case .json:
-            line = "{\"time\":\"\(time)\",\"level\":\"\(level)\",\"msg\":\(Self.jsonString(event.message.description))"
+            // The Collector's field names (zap's production encoder): level, ts, msg, then the fields.
+            line = "{\"level\":\"\(level)\",\"ts\":\"\(time)\",\"msg\":\(Self.jsonString(event.message.description))"
             for key in all.keys.sorted() {
                 line += ",\(Self.jsonString(key)):\(Self.jsonString("\(all[key]!)"))"
             }
