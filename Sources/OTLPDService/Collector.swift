@@ -57,7 +57,10 @@ public final class Collector: Service {
         }
         self.logger.info(
             "otlpd is ready",
-            metadata: ["pipelines": "\(self.configuration.pipelines.map { $0.id.description }.joined(separator: ","))"])
+            metadata: [
+                "pipelines": "\(self.configuration.pipelines.map { $0.id.description }.joined(separator: ","))",
+                "exporters": "\(Self.exporterTargets(self.configuration))",
+            ])
         let running = NIOLockedValueBox(graph)
         let status: @Sendable () -> String = { Self.status(running.withLockedValue { $0 }, telemetry: telemetry) }
         self.serviceManager.ready(status: status())
@@ -98,6 +101,15 @@ public final class Collector: Service {
             throw ShutdownTimeoutError(timeout: timeout)
         }
         self.logger.info("stopped")
+    }
+
+    /// Each exporter in use and where it writes or sends: `debug(stdout) file(./otlpd-data/otlpd.jsonl)`.
+    static func exporterTargets(_ configuration: CollectorConfiguration) -> String {
+        let used = Set(configuration.pipelines.flatMap(\.exporters))
+        return configuration.exporters.filter { used.contains($0.key) }.sorted { $0.key.description < $1.key.description }.map { id, component in
+            let target = (component.factory as? any ExporterFactory)?.target(component.settings) ?? ""
+            return target.isEmpty ? id.description : "\(id)(\(target))"
+        }.joined(separator: " ")
     }
 
     /// The service manager's status line: "3 pipelines, 2 listeners, 0 queued".

@@ -224,4 +224,6 @@ def test_json_log_lines_use_the_collectors_field_names(otlpd, tmp_path):
     listening = [o for o in objects if o["msg"] == "listening"]
     assert {o["protocol"] for o in listening} == {"OTLP/gRPC", "OTLP/HTTP"} and all(o["auth"] == "none" for o in listening)
     assert all(o["ts"].endswith("Z") for o in objects)
+    ready = next(o for o in objects if o["msg"] == "otlpd is ready")
+    assert ready["pipelines"] == "traces,metrics,logs" and ready["exporters"] == f"file({tmp_path / 'out.jsonl'})", ready
     assert daemon.stop() == 0

@@ -178,6 +178,8 @@ public protocol ReceiverFactory: ComponentFactory {
 }
 
 public protocol ExporterFactory: ComponentFactory {
+    /// Where it writes or sends, for the start-up line (`./data/otlpd.jsonl`, `gateway:4317`).
+    func target(_ configuration: ComponentConfiguration) -> String
     /// One exporter, shared by every pipeline that names it; `signals` are those pipelines' signals.
     func makeExporter(
         _ configuration: ComponentConfiguration,
@@ -194,6 +196,10 @@ public protocol ExtensionFactory: ComponentFactory {
 
 extension ExtensionFactory {
     public var roles: Set<ExtensionUse.Role> { [] }
+}
+
+extension ExporterFactory {
+    public func target(_ configuration: ComponentConfiguration) -> String { "" }
 }
 
 public protocol ProcessorFactory: ComponentFactory {

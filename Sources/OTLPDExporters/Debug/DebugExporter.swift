@@ -46,6 +46,8 @@ public struct DebugExporterFactory: ExporterFactory {
         DebugExporterConfiguration.decode(reader)
     }
 
+    public func target(_ configuration: ComponentConfiguration) -> String { "stdout" }
+
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {
         DebugExporter(configuration: configuration as! DebugExporterConfiguration, settings: settings)
     }

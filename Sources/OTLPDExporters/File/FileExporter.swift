@@ -176,6 +176,10 @@ public struct FileExporterFactory: ExporterFactory {
         return []
     }
 
+    public func target(_ configuration: ComponentConfiguration) -> String {
+        (configuration as! FileExporterConfiguration).path
+    }
+
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {
         FileExporter(configuration: configuration as! FileExporterConfiguration, signals: signals, settings: settings)
     }

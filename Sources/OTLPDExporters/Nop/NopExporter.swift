@@ -23,6 +23,8 @@ public struct NopExporterFactory: ExporterFactory {
         return NopExporter()
     }
 
+    public func target(_ configuration: ComponentConfiguration) -> String { "nowhere (drops)" }
+
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {
         NopExporter()
     }

@@ -31,6 +31,10 @@ public struct OTLPGRPCExporterFactory: ExporterFactory {
         return ClientTarget.extensionsUsed(storage: configuration.helper.queue.storage, authenticator: configuration.authenticator)
     }
 
+    public func target(_ configuration: ComponentConfiguration) -> String {
+        (configuration as! OTLPGRPCExporterConfiguration).endpoint.description
+    }
+
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {
         let configuration = configuration as! OTLPGRPCExporterConfiguration
         let sender = try OTLPGRPCSender(configuration: configuration, settings: settings)

@@ -33,6 +33,11 @@ public struct OTLPHTTPExporterFactory: ExporterFactory {
         return ClientTarget.extensionsUsed(storage: configuration.helper.queue.storage, authenticator: configuration.authenticator)
     }
 
+    public func target(_ configuration: ComponentConfiguration) -> String {
+        let targets = (configuration as! OTLPHTTPExporterConfiguration).targets
+        return Set(targets.values.map { "\($0.secure ? "https" : "http")://\($0.endpoint)" }).sorted().joined(separator: ",")
+    }
+
     public func makeExporter(_ configuration: ComponentConfiguration, signals: Set<Signal>, settings: ComponentSettings) throws -> any Exporter {
         let configuration = configuration as! OTLPHTTPExporterConfiguration
         let sender = try OTLPHTTPSender(configuration: configuration, settings: settings)
