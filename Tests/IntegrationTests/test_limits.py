@@ -42,6 +42,7 @@ def p99(times: list[float]) -> float:
 
 
 def within_twice(baseline: list[float], loaded: list[float]) -> None:
+    print(f"p99 quiet {p99(baseline) * 1e3:.2f} ms, under load {p99(loaded) * 1e3:.2f} ms")
     # 2x the quiet p99, with a millisecond of slack for a sub-millisecond baseline on a noisy VM.
     assert p99(loaded) <= 2 * p99(baseline) + 0.001, \
         f"p99 {p99(loaded) * 1e3:.2f} ms under load vs {p99(baseline) * 1e3:.2f} ms quiet (medians " \
