@@ -43,6 +43,9 @@ public final class DebugLinePrinter: Sendable {
     private let samples = NIOLockedValueBox((second: Int64(0), count: 0))
     private let failed = NIOLockedValueBox(false)
 
+    /// systemd's journal stamps every line itself (`JOURNAL_STREAM` is set for a service's stdout and stderr).
+    static let underJournal = ProcessEnvironment.value("JOURNAL_STREAM") != nil
+
     public init(verbosity: DebugVerbosity, sampling: DebugSampling, output: DebugOutput, logger: Logger) {
         self.verbosity = verbosity
         self.sampling = sampling
@@ -52,7 +55,7 @@ public final class DebugLinePrinter: Sendable {
 
     public func print(_ batch: TelemetryBatch) async {
         var sink = ByteSink(capacity: 256 + batch.itemCount * 160)
-        let time = Timestamp.iso8601()
+        let time = Self.underJournal ? "" : Timestamp.iso8601()
         for part in batch.parts {
             DebugFormatter.appendLines(part, signal: batch.signal, verbosity: self.verbosity, time: time, to: &sink, sample: { keep in keep = self.keep() })
         }

@@ -42,7 +42,8 @@ public struct OTLPDLogHandler: LogHandler {
         var line: String
         switch self.encoding {
         case .console:
-            line = self.timestamps ? "\(time)\t\(level)\t\(event.message)" : "\(level)\t\(event.message)"
+            // Under the journal, a `<N>` syslog priority prefix (which journald takes off) lets `journalctl -p warning` find warnings.
+            line = self.timestamps ? "\(time)\t\(level)\t\(event.message)" : "<\(Self.syslogPriority(event.level))>\(level)\t\(event.message)"
             for key in all.keys.sorted() {
                 line += "\t\(key)=\(Self.consoleValue(all[key]!))"
             }
@@ -64,6 +65,17 @@ public struct OTLPDLogHandler: LogHandler {
                     offset += written
                 }
             }
+        }
+    }
+
+    static func syslogPriority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: 7
+        case .info: 6
+        case .notice: 5
+        case .warning: 4
+        case .error: 3
+        case .critical: 2
         }
     }
 

@@ -60,8 +60,11 @@ package enum DebugFormatter {
         }
 
         func prefix(_ sink: inout ByteSink) {
-            sink.append(contentsOf: self.time)
-            sink.append(" ")
+            // No time of its own where the journal stamps each line (an empty `time`).
+            if !self.time.isEmpty {
+                sink.append(contentsOf: self.time)
+                sink.append(" ")
+            }
             sink.append(self.word)
             sink.append("  ")
             sink.append(contentsOf: self.service)
