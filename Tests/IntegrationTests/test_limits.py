@@ -1,7 +1,7 @@
 """Limits against hostile or broken clients: a cap on connections per
 listener, HTTP/1.1's read_header_timeout (slow headers) and idle_timeout, a
 silent connection, 1,000 idle connections and an HTTP/2 rapid-reset flood.
-In each case a normal client keeps being served with its p99 within 2x of
+In each case a normal client (the OpenTelemetry SDK's OTLP/gRPC exporter) keeps being served with its p99 within 2x of
 the quiet baseline, and the hostile connection gets one log line."""
 import resource
 import socket
@@ -25,15 +25,31 @@ def more_descriptors():
 
 
 def answer_times(target: str, count: int = 150) -> list[float]:
-    """Seconds each of `count` one-span gRPC exports took, one after another."""
+    """Seconds each of `count` exports of the OpenTelemetry SDK's OTLP/gRPC exporter took, one after another."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    finished = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "steady"}))
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    tracer = provider.get_tracer("limits")
+    for index in range(count + 1):
+        with tracer.start_as_current_span(f"GET /item/{index}"):
+            pass
+    spans = finished.get_finished_spans()
+    exporter = OTLPSpanExporter(endpoint=target, insecure=True)
     times = []
-    with grpc.insecure_channel(target) as channel:
-        grpc_export(channel, trace_request("warm", 1))
-        for index in range(count):
-            request = trace_request("steady", 1)
+    try:
+        assert exporter.export([spans[0]]) == SpanExportResult.SUCCESS  # connects
+        for span in spans[1:]:
             started = time.perf_counter()
-            grpc_export(channel, request, timeout=5)
+            assert exporter.export([span]) == SpanExportResult.SUCCESS
             times.append(time.perf_counter() - started)
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
     return times
 
 
