@@ -202,6 +202,8 @@ struct StatusCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             print(response.body, terminator: self.json ? "\n" : "")
+            // The same view, live, in a browser (stderr, so `otlpd status | grep NAME` stays clean).
+            if !self.json { FileHandleOutput.standardError("live: http://\(endpoint)/\n") }
         } catch let error as ExitCode {
             throw error
         } catch {

@@ -26,7 +26,7 @@ public final class TelemetryServer: Sendable {
         let listener = try await Listener.start(
             ListenerConfiguration(host: self.endpoint.host, port: self.endpoint.port, role: .http), handler: self.handler, group: group)
         self.listener.withLock { $0 = listener }
-        self.logger.info("serving self-telemetry", metadata: ["endpoint": "\(Endpoint(host: self.endpoint.host, port: listener.localAddress.port ?? 0))", "paths": "/metrics,/services"])
+        self.logger.info("serving self-telemetry", metadata: ["endpoint": "\(Endpoint(host: self.endpoint.host, port: listener.localAddress.port ?? 0))", "paths": "/,/metrics,/services"])
     }
 
     public func stop() async {
@@ -45,6 +45,8 @@ final class TelemetryRequestHandler: RequestHandler {
     /// Read at each scrape: the process's size, and the telemetry bytes it holds (what the memory_limiter bounds).
     let residentBytes: Gauge
     let heldBytes: Gauge
+    /// For the status page's uptime.
+    let startedAt = Timestamp.nowNanoseconds()
 
     init(telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, logger: Logger) {
         self.telemetry = telemetry
@@ -87,12 +89,34 @@ final class TelemetryRequestHandler: RequestHandler {
                 return Self.text(200, self.services.table() + ExporterStatusView.table(exporters))
             }
             var json = self.services.json()
-            json.removeLast()  // the closing brace: the exporters go in the same object
-            json += ",\"exporters\":\(ExporterStatusView.json(exporters))}"
-            return ServerResponse(status: 200, headers: [HTTPHeaderField("content-type", "application/json")], body: ByteBuffer(string: json))
+            json.removeLast()  // the closing brace: the exporters and the process go in the same object
+            json += ",\"exporters\":\(ExporterStatusView.json(exporters))"
+            let uptime = Double((Timestamp.nowNanoseconds() - self.startedAt) / 1_000_000) / 1000
+            json += ",\"otlpd\":{\"version\":\(ServiceRegistry.quote(OTLPDVersion.number)),\"uptimeSeconds\":\(uptime)"
+            json += ",\"rssBytes\":\(ProcessMemory.residentBytes() ?? 0),\"heldBytes\":\(self.memory.heldBytes)}}"
+            return ServerResponse(
+                status: 200, headers: [HTTPHeaderField("content-type", "application/json"), HTTPHeaderField("cache-control", "no-store")],
+                body: ByteBuffer(string: json))
+        case "/":
+            return Self.page(StatusPage.html, type: "text/html; charset=utf-8")
+        case "/status.js":
+            return Self.page(StatusPage.script, type: "text/javascript; charset=utf-8")
+        case "/status.css":
+            return Self.page(StatusPage.css, type: "text/css; charset=utf-8")
         default:
-            return Self.text(404, "unknown path \(path); paths here: /metrics, /services\n")
+            return Self.text(404, "unknown path \(path); paths here: / (the status page), /metrics, /services\n")
         }
+    }
+
+    /// A part of the status page, with the policy that lets it load only what this address serves.
+    static func page(_ body: String, type: String) -> ServerResponse {
+        ServerResponse(
+            status: 200,
+            headers: [
+                HTTPHeaderField("content-type", type), HTTPHeaderField("content-security-policy", StatusPage.contentSecurityPolicy),
+                HTTPHeaderField("x-content-type-options", "nosniff"), HTTPHeaderField("referrer-policy", "no-referrer"),
+            ],
+            body: ByteBuffer(string: body))
     }
 
     static func text(_ status: Int, _ body: String) -> ServerResponse {
