@@ -29,8 +29,15 @@ def test_the_page_its_parts_and_its_feed(otlpd, tmp_path):
     hostile = "<script>alert(1)</script>"
     with grpc.insecure_channel(daemon.grpc_target) as channel:
         grpc_export(channel, trace_request(hostile, 2))
+    refused = curl("-H", "Content-Type: application/x-protobuf", daemon.http_url(), data=b"\xff\xff not protobuf", workdir=tmp_path)
+    assert refused.statuses == [400]
     feed = json.loads(curl(daemon.telemetry_url("/services"), workdir=tmp_path).body)
     assert [s["name"] for s in feed["services"]] == [hostile] and feed["services"][0]["spans"] == 2
+    service = feed["services"][0]
+    assert len(service["history"]) == 60 and sum(service["history"]) == 2 and service["perSecond"]["spans"] > 0
+    refusal = feed["refusals"][0]
+    assert refusal["status"] == "400" and refusal["protocol"] == "http" and refusal["client"].startswith("127.0.0.1:")
+    assert "not a valid ExportTraceServiceRequest" in refusal["reason"], refusal
     process = feed["otlpd"]
     assert process["version"] and process["uptimeSeconds"] >= 0 and process["rssBytes"] > 0 and process["heldBytes"] >= 0
     from otlpd_harness import run_otlpd

@@ -99,3 +99,31 @@ struct ServiceRegistryTests {
         #expect(json.hasSuffix("\"tracked\":1,\"maxServices\":1000}"))
     }
 }
+
+/// The status page's feed: rates over the last minute and ten minutes of history per service.
+struct ServiceActivityFeedTests {
+    func feed(_ registry: ServiceRegistry, at now: Int64) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(registry.json(now: now).utf8)) as? [String: Any]
+        let services = try #require(object?["services"] as? [[String: Any]])
+        #expect(object?["historySlotSeconds"] as? Int == 10)
+        return try #require(services.first)
+    }
+
+    @Test("items per second over the last minute, and 60 slots of 10 s that age out")
+    func ratesAndHistory() throws {
+        let registry = ServiceRegistry(logger: Logger(label: "test"))
+        registry.accepted(signal: .traces, via: .grpc, wrongPort: false, resources: [ResourceObservation(serviceName: "checkout", itemCount: 600)])
+        registry.accepted(signal: .logs, via: .grpc, wrongPort: false, resources: [ResourceObservation(serviceName: "checkout", itemCount: 30)])
+        let now = Timestamp.nowNanoseconds()
+        let fresh = try self.feed(registry, at: now)
+        let rate = try #require(fresh["perSecond"] as? [String: Double])
+        #expect(rate == ["spans": 10.0, "metricPoints": 0.0, "logRecords": 0.5])
+        let history = try #require(fresh["history"] as? [Int])
+        #expect(history.count == 60 && history.reduce(0, +) == 630 && history.suffix(2).reduce(0, +) == 630, "in the newest slot")
+        let laterMinute = try self.feed(registry, at: now + 65_000_000_000)
+        #expect((laterMinute["perSecond"] as? [String: Double])?["spans"] == 0.0, "out of the last minute")
+        #expect((laterMinute["history"] as? [Int])?.reduce(0, +) == 630, "still in the ten minutes")
+        let muchLater = try self.feed(registry, at: now + 11 * 60_000_000_000)
+        #expect((muchLater["history"] as? [Int])?.reduce(0, +) == 0, "aged out")
+    }
+}

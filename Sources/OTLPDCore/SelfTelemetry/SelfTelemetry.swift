@@ -13,6 +13,8 @@ public final class SelfTelemetry: Sendable {
     public let serviceVersion: String
     /// The forwarding exporters' own account of themselves, for `/services` and `otlpd status`.
     public let exporterStatus = ExporterStatusBoard()
+    /// The latest refusals, for the status page.
+    public let refusals = RefusalBoard()
     private let scrapeHooks = NIOLockedValueBox<[(owner: ObjectIdentifier, hook: @Sendable () -> Void)]>([])
 
     public init(serviceVersion: String = "", serviceInstanceID: String = SelfTelemetry.randomInstanceID()) {

@@ -22,7 +22,7 @@ package final class OTLPRequestHandler: RequestHandler {
     /// The ports actually bound (they differ from the config with port 0).
     package let ports = NIOLockedValueBox<(grpc: Int?, http: Int?)>((nil, nil))
     private let mixUpsWarned = NIOLockedValueBox(Set<String>())
-    private let refusals = RefusalLog()
+    private let refusals: RefusalLog
     private let grpcCounters: ReceiverCounters
     private let httpCounters: ReceiverCounters
     private let observer: (any IngestObserver)?
@@ -34,6 +34,7 @@ package final class OTLPRequestHandler: RequestHandler {
         authenticators: ReceiverAuthenticators = ReceiverAuthenticators()
     ) {
         self.authenticators = authenticators
+        self.refusals = RefusalLog(board: settings.telemetry.refusals)
         self.configuration = configuration
         self.consumers = NIOLockedValueBox(consumers)
         self.logger = settings.logger
@@ -416,6 +417,12 @@ package final class OTLPRequestHandler: RequestHandler {
 /// cannot flood the log.
 final class RefusalLog: Sendable {
     private let state = NIOLockedValueBox(State())
+    /// Every refusal, for the status page (the log lines are rate-limited).
+    let board: RefusalBoard?
+
+    init(board: RefusalBoard? = nil) {
+        self.board = board
+    }
 
     private struct State {
         var windowStart = ContinuousClock.now
@@ -424,6 +431,7 @@ final class RefusalLog: Sendable {
     }
 
     func log(_ logger: Logger, client: ClientInfo, protocolName: String?, path: String?, status: String?, reason: String) {
+        self.board?.record(client: client.endpoint, protocolName: protocolName, path: path, status: status, reason: reason)
         let (allowed, suppressedBefore) = self.state.withLockedValue { state -> (Bool, Int) in
             let now = ContinuousClock.now
             if now - state.windowStart >= .seconds(1) {

@@ -27,6 +27,8 @@ public final class ServiceRegistry: IngestObserver {
         /// Requests answered with an error.
         public var errors = 0
         var lastDuplicateWarning: Int64 = 0
+        /// The last 10 minutes, for the status page's rates and sparkline.
+        var history = ActivityHistory()
 
         init(name: String) {
             self.name = name
@@ -72,6 +74,7 @@ public final class ServiceRegistry: IngestObserver {
                     case .metrics: entry.metricPoints += resource.itemCount
                     case .logs: entry.logRecords += resource.itemCount
                     }
+                    entry.history.add(signal, resource.itemCount, at: now)
                     entry.lastSeen = now
                     if let language = resource.sdkLanguage { entry.sdkLanguage = language }
                     if let version = resource.sdkVersion { entry.sdkVersion = version }
@@ -138,7 +141,7 @@ public final class ServiceRegistry: IngestObserver {
     }
 
     /// `/services`: the snapshot as JSON.
-    public func json() -> String {
+    public func json(now: Int64 = Timestamp.nowNanoseconds()) -> String {
         let entries = self.snapshot()
         var out = "{\"services\":["
         for (index, entry) in entries.enumerated() {
@@ -150,10 +153,21 @@ public final class ServiceRegistry: IngestObserver {
             out += ",\"protocols\":[\(entry.protocols.map(\.rawValue).sorted().map(Self.quote).joined(separator: ","))]"
             out += ",\"wrongPort\":\(entry.wrongPort)"
             out += ",\"instances\":\(entry.instances.count)"
-            out += ",\"duplicateSpans\":\(entry.duplicateSpans),\"errors\":\(entry.errors)}"
+            out += ",\"duplicateSpans\":\(entry.duplicateSpans),\"errors\":\(entry.errors)"
+            let rate = entry.history.perSecond(at: now)
+            out += ",\"perSecond\":{\"spans\":\(Self.decimal(rate.x)),\"metricPoints\":\(Self.decimal(rate.y)),\"logRecords\":\(Self.decimal(rate.z))}"
+            // Ten minutes in 10-second slots, oldest first: items of every signal together.
+            out += ",\"history\":[\(entry.history.series(at: now).map { String($0.x + $0.y + $0.z) }.joined(separator: ","))]}"
         }
-        out += "],\"tracked\":\(entries.count),\"maxServices\":\(self.maxServices)}"
+        out += "],\"historySlotSeconds\":10,\"tracked\":\(entries.count),\"maxServices\":\(self.maxServices)}"
         return out
+    }
+
+    /// Two decimals, as JSON: `12.50`, `0.03` (a service sending a span now and then still shows).
+    static func decimal(_ value: Double) -> String {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 
     static func quote(_ text: String) -> String {

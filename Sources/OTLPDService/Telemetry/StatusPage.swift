@@ -27,10 +27,18 @@ enum StatusPage {
           <h2>Senders</h2>
           <input id="filter" type="search" placeholder="filter by service.name" autocomplete="off">
           <table id="senders">
-            <thead><tr><th>service</th><th>spans</th><th>metric points</th><th>log records</th><th>last seen</th><th>SDK</th><th>protocol</th><th>instances</th><th>duplicates</th><th>errors</th></tr></thead>
+            <thead><tr><th>service</th><th>spans/s</th><th>points/s</th><th>logs/s</th><th>last 10 min</th><th>spans</th><th>metric points</th><th>log records</th><th>last seen</th><th>SDK</th><th>protocol</th><th>instances</th><th>duplicates</th><th>errors</th></tr></thead>
             <tbody></tbody>
           </table>
           <p id="no-senders" hidden>No data received yet.</p>
+        </section>
+        <section>
+          <h2>Refusals</h2>
+          <table id="refusals">
+            <thead><tr><th>time</th><th>client</th><th>protocol</th><th>status</th><th>reason</th></tr></thead>
+            <tbody></tbody>
+          </table>
+          <p id="no-refusals" hidden>No request refused.</p>
         </section>
         <section>
           <h2>Exporters</h2>
@@ -59,6 +67,8 @@ enum StatusPage {
         .hint { color: #b26a00; margin-left: .4em; }
         #filter { margin-bottom: .6em; padding: .3em .5em; width: 20em; }
         #health.down { color: #c62828; }
+        .spark-line { fill: none; stroke: #1565c0; stroke-width: 1.5; }
+        td.reason { white-space: normal; }
 
         """
 
@@ -74,6 +84,8 @@ enum StatusPage {
           if (seen !== null && seen > 60) tr.classList.add("stale");
           if (seen !== null && seen > 300) tr.classList.add("gone");
           tr.append(el("td", s.name, "name"));
+          for (const n of [s.perSecond.spans, s.perSecond.metricPoints, s.perSecond.logRecords]) tr.append(el("td", n, "number rate"));
+          tr.append(sparkline(s.history));
           for (const n of [s.spans, s.metricPoints, s.logRecords]) tr.append(el("td", n, "number"));
           tr.append(el("td", agoText(seen), "seen"));
           tr.append(el("td", [s.sdk.language, s.sdk.version].filter(Boolean).join(" ") || "-", "sdk"));
@@ -85,6 +97,28 @@ enum StatusPage {
           if (s.duplicateSpans > 0) duplicates.append(el("span", "SDK initialised twice?", "hint"));
           tr.append(duplicates);
           tr.append(el("td", s.errors, "number errors"));
+          return tr;
+        }
+        function sparkline(values) {
+          const td = el("td", undefined, "spark");
+          const ns = "http://www.w3.org/2000/svg";
+          const svg = document.createElementNS(ns, "svg");
+          svg.setAttribute("width", "120");
+          svg.setAttribute("height", "20");
+          svg.setAttribute("viewBox", "0 0 120 20");
+          const max = Math.max(1, ...values);
+          const points = values.map((v, i) => (i * 120 / (values.length - 1)).toFixed(1) + "," + (19 - v * 18 / max).toFixed(1));
+          const line = document.createElementNS(ns, "polyline");
+          line.setAttribute("points", points.join(" "));
+          line.setAttribute("class", "spark-line");
+          svg.append(line);
+          td.append(svg);
+          return td;
+        }
+        function refusalRow(r) {
+          const tr = el("tr");
+          tr.append(el("td", r.time.replace("T", " ").replace("Z", ""), "time"), el("td", r.client), el("td", r.protocol || "connection"));
+          tr.append(el("td", r.status || "-"), el("td", r.reason, "reason"));
           return tr;
         }
         function exporterRow(x) {
@@ -103,6 +137,8 @@ enum StatusPage {
           const senders = data.services.filter((s) => s.name.toLowerCase().includes(filter));
           document.querySelector("#senders tbody").replaceChildren(...senders.map(senderRow));
           document.getElementById("no-senders").hidden = data.services.length > 0;
+          document.querySelector("#refusals tbody").replaceChildren(...data.refusals.map(refusalRow));
+          document.getElementById("no-refusals").hidden = data.refusals.length > 0;
           document.querySelector("#exporters tbody").replaceChildren(...data.exporters.map(exporterRow));
           document.getElementById("no-exporters").hidden = data.exporters.length > 0;
           const p = data.otlpd;

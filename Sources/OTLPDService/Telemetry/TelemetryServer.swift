@@ -93,7 +93,8 @@ final class TelemetryRequestHandler: RequestHandler {
             json += ",\"exporters\":\(ExporterStatusView.json(exporters))"
             let uptime = Double((Timestamp.nowNanoseconds() - self.startedAt) / 1_000_000) / 1000
             json += ",\"otlpd\":{\"version\":\(ServiceRegistry.quote(OTLPDVersion.number)),\"uptimeSeconds\":\(uptime)"
-            json += ",\"rssBytes\":\(ProcessMemory.residentBytes() ?? 0),\"heldBytes\":\(self.memory.heldBytes)}}"
+            json += ",\"rssBytes\":\(ProcessMemory.residentBytes() ?? 0),\"heldBytes\":\(self.memory.heldBytes)}"
+            json += ",\"refusals\":\(Self.refusalsJSON(self.telemetry.refusals.latest()))}"
             return ServerResponse(
                 status: 200, headers: [HTTPHeaderField("content-type", "application/json"), HTTPHeaderField("cache-control", "no-store")],
                 body: ByteBuffer(string: json))
@@ -106,6 +107,16 @@ final class TelemetryRequestHandler: RequestHandler {
         default:
             return Self.text(404, "unknown path \(path); paths here: / (the status page), /metrics, /services\n")
         }
+    }
+
+    /// The latest refusals, newest first, in the words of their log lines.
+    static func refusalsJSON(_ refusals: [RefusalBoard.Refusal]) -> String {
+        let items = refusals.map { refusal in
+            "{\"time\":\(ServiceRegistry.quote(Timestamp.iso8601(nanoseconds: refusal.time))),\"client\":\(ServiceRegistry.quote(refusal.client))"
+                + ",\"protocol\":\(refusal.protocolName.map(ServiceRegistry.quote) ?? "null"),\"path\":\(refusal.path.map(ServiceRegistry.quote) ?? "null")"
+                + ",\"status\":\(refusal.status.map(ServiceRegistry.quote) ?? "null"),\"reason\":\(ServiceRegistry.quote(refusal.reason))}"
+        }
+        return "[" + items.joined(separator: ",") + "]"
     }
 
     /// A part of the status page, with the policy that lets it load only what this address serves.
