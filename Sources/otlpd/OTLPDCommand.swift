@@ -177,6 +177,9 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "Print the JSON of /services instead of the table.")
     var json = false
 
+    @Flag(help: "Redraw the table every second (for a machine without a browser); Ctrl-C ends it.")
+    var watch = false
+
     func run() async throws {
         let endpoint: Endpoint
         if let text = self.endpoint {
@@ -196,14 +199,23 @@ struct StatusCommand: AsyncParsableCommand {
             endpoint = Endpoint(host: "localhost", port: 8888)
         }
         do {
-            let response = try await HTTPGet.fetch(host: endpoint.host, port: endpoint.port, path: self.json ? "/services" : "/services?format=text")
-            guard response.status == 200 else {
-                FileHandleOutput.standardError("otlpd status: \(endpoint) answered \(response.status): \(response.body)\n")
-                throw ExitCode(1)
-            }
-            print(response.body, terminator: self.json ? "\n" : "")
-            // The same view, live, in a browser (stderr, so `otlpd status | grep NAME` stays clean).
-            if !self.json { FileHandleOutput.standardError("live: http://\(endpoint)/\n") }
+            repeat {
+                let response = try await HTTPGet.fetch(
+                    host: endpoint.host, port: endpoint.port, path: self.json ? "/services" : "/services?format=text")
+                guard response.status == 200 else {
+                    FileHandleOutput.standardError("otlpd status: \(endpoint) answered \(response.status): \(response.body)\n")
+                    throw ExitCode(1)
+                }
+                // --watch: home the cursor and clear the screen, then the table as `otlpd status` prints it.
+                if self.watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+                print(response.body, terminator: self.json ? "\n" : "")
+                // The same view, live, in a browser (stderr, so `otlpd status | grep NAME` stays clean).
+                if !self.json { FileHandleOutput.standardError("live: http://\(endpoint)/\n") }
+                if self.watch {
+                    fflush(nil)  // every stream: a pipe is block-buffered
+                    try await Task.sleep(for: .seconds(1))
+                }
+            } while self.watch
         } catch let error as ExitCode {
             throw error
         } catch {

@@ -45,3 +45,20 @@ def test_the_page_its_parts_and_its_feed(otlpd, tmp_path):
     assert status.returncode == 0 and f"live: http://127.0.0.1:{daemon.telemetry_port}/" in status.stderr, status.stderr
     assert "live:" not in status.stdout, "stdout stays one service per line"
     assert daemon.stop() == 0
+
+
+def test_status_watch_redraws_every_second(otlpd, tmp_path):
+    import subprocess
+    daemon = otlpd.start(base_config(tmp_path))
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        grpc_export(channel, trace_request("watched", 1))
+    proc = subprocess.Popen([otlpd.binary, "status", "--watch", "--endpoint", f"127.0.0.1:{daemon.telemetry_port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, _ = proc.communicate(timeout=2.6)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, _ = proc.communicate()
+    frames = out.decode().split("\x1b[H\x1b[2J")[1:]
+    assert len(frames) >= 2 and all("watched" in frame for frame in frames), out[-500:]
+    assert daemon.stop() == 0
