@@ -20,11 +20,15 @@ public final class Collector: Service {
 
     /// systemd, when it started otlpd as a `Type=notify` service.
     let serviceManager: ServiceManager
+    /// The config files it runs (for the status page).
+    let configDescription: String
 
     public init(
         configuration: CollectorConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
-        reloadConfiguration: (@Sendable () throws -> CollectorConfiguration)? = nil, environment: [String: String] = [:]
+        reloadConfiguration: (@Sendable () throws -> CollectorConfiguration)? = nil, environment: [String: String] = [:],
+        configDescription: String = "<embedded default>"
     ) {
+        self.configDescription = configDescription
         self.serviceManager = ServiceManager(environment: environment, logger: logger)
         self.configuration = configuration
         self.reloadConfiguration = reloadConfiguration
@@ -44,6 +48,7 @@ public final class Collector: Service {
         if let endpoint = self.configuration.telemetry.metricsEndpoint {
             let telemetryServer = TelemetryServer(endpoint: endpoint, telemetry: telemetry, services: services, memory: self.memoryGuard, logger: self.logger)
             try await telemetryServer.start(group: self.eventLoopGroup)
+            telemetryServer.setConfig(self.configDescription)
             server = telemetryServer
         }
         var graph: PipelineGraph
@@ -84,7 +89,9 @@ public final class Collector: Service {
             switch event {
             case .reload:
                 self.serviceManager.reloading()
-                graph = await self.reload(graph)
+                let result: String
+                (graph, result) = await self.reload(graph)
+                server?.reloaded(result)
                 running.withLockedValue { [graph] in $0 = graph }
                 self.serviceManager.ready(status: status())
             case .stop: break lifecycle
@@ -122,20 +129,20 @@ public final class Collector: Service {
 
     /// SIGHUP: the graph of the config as the files say now, or the running
     /// one when they are invalid or it cannot start.
-    private func reload(_ graph: PipelineGraph) async -> PipelineGraph {
+    /// Returns the graph that runs now and, for the status page, how the reload went.
+    private func reload(_ graph: PipelineGraph) async -> (PipelineGraph, String) {
         guard let reloadConfiguration = self.reloadConfiguration else {
             self.logger.warning("SIGHUP received, but this config has no files to read again; the running config stays")
-            return graph
+            return (graph, "no config files to read again; the running config stays")
         }
         self.logger.info("SIGHUP received: reloading the config")
         let configuration: CollectorConfiguration
         do {
             configuration = try reloadConfiguration()
         } catch {
-            self.logger.error(
-                "reload: the config is invalid; the running config stays",
-                metadata: ["error": "\(String(describing: error).split(separator: "\n").joined(separator: "; "))"])
-            return graph
+            let reason = String(describing: error).split(separator: "\n").joined(separator: "; ")
+            self.logger.error("reload: the config is invalid; the running config stays", metadata: ["error": "\(reason)"])
+            return (graph, "the config is invalid; the running config stays: \(reason)")
         }
         let running = graph.configuration.telemetry
         if configuration.telemetry.metricsEndpoint != running.metricsEndpoint || configuration.telemetry.logLevel != running.logLevel
@@ -146,10 +153,10 @@ public final class Collector: Service {
         do {
             let next = try await graph.reload(to: configuration, timeout: configuration.shutdownTimeout)
             self.logger.info("reloaded", metadata: ["pipelines": "\(configuration.pipelines.map { $0.id.description }.joined(separator: ","))"])
-            return next
+            return (next, "reloaded")
         } catch {
             self.logger.error("reload: the new config could not start; the previous config runs on", metadata: ["error": "\(error)"])
-            return error.running
+            return (error.running, "the new config could not start; the previous config runs on: \(error)")
         }
     }
 }

@@ -89,7 +89,8 @@ struct RunCommand: AsyncParsableCommand {
             ? nil
             : { @Sendable () throws -> CollectorConfiguration in try ConfigOptions.decode(files: files, sets: sets).1 }
         let collector = Collector(
-            configuration: configuration, eventLoopGroup: eventLoops, logger: logger, reloadConfiguration: reload, environment: environment)
+            configuration: configuration, eventLoopGroup: eventLoops, logger: logger, reloadConfiguration: reload, environment: environment,
+            configDescription: files.isEmpty ? "<embedded default>" : files.joined(separator: ","))
         if environment["OTLPD_TEST_HOOKS"] == "1" { Self.installTestHooks(eventLoops, logger: logger) }
         var groupLogger = logger
         groupLogger.logLevel = .warning

@@ -62,3 +62,22 @@ def test_status_watch_redraws_every_second(otlpd, tmp_path):
     frames = out.decode().split("\x1b[H\x1b[2J")[1:]
     assert len(frames) >= 2 and all("watched" in frame for frame in frames), out[-500:]
     assert daemon.stop() == 0
+
+
+def test_health_names_the_config_and_the_last_reload(otlpd, tmp_path):
+    import signal
+    config = base_config(tmp_path)
+    path = otlpd.write_config(config, "health.yaml", tmp_path)
+    daemon = otlpd.start(path)
+    process = json.loads(curl(daemon.telemetry_url("/services"), workdir=tmp_path).body)["otlpd"]
+    assert process["config"] == str(path) and process["lastReload"] is None and process["memoryLimitBytes"] is None
+    daemon.send_signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded", timeout=10)
+    process = json.loads(curl(daemon.telemetry_url("/services"), workdir=tmp_path).body)["otlpd"]
+    assert process["lastReload"]["result"] == "reloaded" and process["lastReload"]["time"].endswith("Z")
+    path.write_text("receivers: [broken\n")
+    daemon.send_signal(signal.SIGHUP)
+    daemon.wait_for_log("the running config stays", timeout=10)
+    process = json.loads(curl(daemon.telemetry_url("/services"), workdir=tmp_path).body)["otlpd"]
+    assert process["lastReload"]["result"].startswith("the config is invalid; the running config stays")
+    assert daemon.stop() == 0

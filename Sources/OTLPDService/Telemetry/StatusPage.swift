@@ -144,7 +144,9 @@ enum StatusPage {
           const p = data.otlpd;
           const health = document.getElementById("health");
           health.className = "";
-          health.textContent = "version " + p.version + " · up " + agoText(p.uptimeSeconds).replace(" ago", "") + " · RSS " + Math.round(p.rssBytes / 1048576) + " MiB · held " + Math.round(p.heldBytes / 1048576) + " MiB";
+          const limit = p.memoryLimitBytes === null ? "" : " of " + Math.round(p.memoryLimitBytes / 1048576) + " MiB (memory_limiter)";
+          const reload = p.lastReload === null ? "" : " · last reload " + p.lastReload.time.replace("T", " ").replace("Z", "") + ": " + p.lastReload.result;
+          health.textContent = "version " + p.version + " · " + p.config + " · up " + agoText(p.uptimeSeconds).replace(" ago", "") + " · RSS " + Math.round(p.rssBytes / 1048576) + " MiB · held " + Math.round(p.heldBytes / 1048576) + " MiB" + limit + reload;
         }
         let last = null;
         async function poll() {

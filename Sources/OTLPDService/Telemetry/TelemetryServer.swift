@@ -29,6 +29,16 @@ public final class TelemetryServer: Sendable {
         self.logger.info("serving self-telemetry", metadata: ["endpoint": "\(Endpoint(host: self.endpoint.host, port: listener.localAddress.port ?? 0))", "paths": "/,/metrics,/services"])
     }
 
+    /// The config files (or the embedded default) shown on the status page.
+    public func setConfig(_ description: String) {
+        self.handler.lifecycle.withLock { $0.config = description }
+    }
+
+    /// A reload finished: `result` says how ("reloaded", or why the running config stayed).
+    public func reloaded(_ result: String) {
+        self.handler.lifecycle.withLock { $0.lastReload = (Timestamp.nowNanoseconds(), result) }
+    }
+
     public func stop() async {
         guard let listener = self.listener.withLock({ $0 }) else { return }
         await listener.quiesce()
@@ -47,6 +57,13 @@ final class TelemetryRequestHandler: RequestHandler {
     let heldBytes: Gauge
     /// For the status page's uptime.
     let startedAt = Timestamp.nowNanoseconds()
+    /// The config it runs and how the last reload went, for the status page's health.
+    let lifecycle = Mutex(Lifecycle())
+
+    struct Lifecycle: Sendable {
+        var config = ""
+        var lastReload: (time: Int64, result: String)?
+    }
 
     init(telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, logger: Logger) {
         self.telemetry = telemetry
@@ -93,7 +110,11 @@ final class TelemetryRequestHandler: RequestHandler {
             json += ",\"exporters\":\(ExporterStatusView.json(exporters))"
             let uptime = Double((Timestamp.nowNanoseconds() - self.startedAt) / 1_000_000) / 1000
             json += ",\"otlpd\":{\"version\":\(ServiceRegistry.quote(OTLPDVersion.number)),\"uptimeSeconds\":\(uptime)"
-            json += ",\"rssBytes\":\(ProcessMemory.residentBytes() ?? 0),\"heldBytes\":\(self.memory.heldBytes)}"
+            json += ",\"rssBytes\":\(ProcessMemory.residentBytes() ?? 0),\"heldBytes\":\(self.memory.heldBytes)"
+            json += ",\"memoryLimitBytes\":\(self.memory.limits.map { String($0.hard) } ?? "null")"
+            let lifecycle = self.lifecycle.withLock { $0 }
+            json += ",\"config\":\(ServiceRegistry.quote(lifecycle.config))"
+            json += ",\"lastReload\":\(lifecycle.lastReload.map { "{\"time\":\(ServiceRegistry.quote(Timestamp.iso8601(nanoseconds: $0.time))),\"result\":\(ServiceRegistry.quote($0.result))}" } ?? "null")}"
             json += ",\"refusals\":\(Self.refusalsJSON(self.telemetry.refusals.latest()))}"
             return ServerResponse(
                 status: 200, headers: [HTTPHeaderField("content-type", "application/json"), HTTPHeaderField("cache-control", "no-store")],
