@@ -1,7 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import OTLPDCore
-import OTLPDWire
 
 /// The delivery side of a persistent queue: consumers take the log's
 /// records in order, send each until the upstream confirms it or refuses it

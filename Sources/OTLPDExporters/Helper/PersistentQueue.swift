@@ -16,8 +16,8 @@ package final class PersistentQueue: Sendable {
     private let lock: DirectoryLock
     /// The exporters attached, the newest last: it sends.
     private let routes: NIOLockedValueBox<[(owner: ObjectIdentifier, route: Route)]>
-    private let depth: NIOLockedValueBox<(records: Int, bytes: Int)>
-    private let capacity: NIOLockedValueBox<Int>
+    /// Requests and bytes not yet confirmed, and how many requests may wait (`queue_size`).
+    private let depth: NIOLockedValueBox<(records: Int, bytes: Int, capacity: Int)>
     /// What recovery found when the folder was opened.
     package let recovery: SegmentLog.Recovery
 
@@ -87,8 +87,7 @@ package final class PersistentQueue: Sendable {
         self.directory = directory
         self.signal = settings.signal
         self.recovery = log.recovery
-        self.depth = NIOLockedValueBox((log.pendingAtOpen.records, log.pendingAtOpen.bytes))
-        self.capacity = NIOLockedValueBox(settings.capacity)
+        self.depth = NIOLockedValueBox((log.pendingAtOpen.records, log.pendingAtOpen.bytes, settings.capacity))
         self.writer = DurableLogWriter(log: log, fsync: settings.fsync, budget: settings.budget, syncCounter: settings.syncCounter)
         let routes = NIOLockedValueBox<[(owner: ObjectIdentifier, route: Route)]>([])
         self.routes = routes
@@ -120,7 +119,7 @@ package final class PersistentQueue: Sendable {
         let key = settings.directory
         let result: Result<(PersistentQueue, Bool), PersistentQueueError> = Self.open.withLockedValue { open in
             if let queue = open[key] {
-                queue.capacity.withLockedValue { $0 = settings.capacity }
+                queue.depth.withLockedValue { $0.capacity = settings.capacity }
                 return .success((queue, false))
             }
             do throws(PersistentQueueError) {
@@ -162,15 +161,15 @@ package final class PersistentQueue: Sendable {
     /// Puts a batch in the log; returns once it is durable (the client may be answered).
     package func append(_ batch: TelemetryBatch) async throws(ConsumeError) {
         let bytes = batch.byteCount + SegmentLog.headerBytes
-        let admitted = self.depth.withLockedValue { depth -> Bool in
-            guard depth.records < self.capacity.withLockedValue({ $0 }) else { return false }
+        let (admitted, capacity) = self.depth.withLockedValue { depth -> (Bool, Int) in
+            guard depth.records < depth.capacity else { return (false, depth.capacity) }
             depth.records += 1
             depth.bytes += bytes
-            return true
+            return (true, depth.capacity)
         }
         guard admitted else {
             throw .retryable(
-                "the persistent queue holds as many requests as its queue_size allows (\(self.capacity.withLockedValue { $0 })); retry later",
+                "the persistent queue holds as many requests as its queue_size allows (\(capacity)); retry later",
                 after: .seconds(5), code: ConsumeError.resourceExhausted)
         }
         do {
@@ -187,7 +186,7 @@ package final class PersistentQueue: Sendable {
 
     /// Requests not yet confirmed, their bytes, and when the oldest was appended (Unix nanoseconds).
     package var pending: (records: Int, bytes: Int, oldest: Int64?) {
-        let (records, bytes) = self.depth.withLockedValue { $0 }
+        let (records, bytes) = self.depth.withLockedValue { ($0.records, $0.bytes) }
         return (records, bytes, records > 0 ? self.delivery.oldestPending : nil)
     }
 

@@ -6,8 +6,8 @@ import OTLPDCore
 /// waiting: `queue_size` bounds how many (one past it is refused at once,
 /// with a retryable error, so the client's SDK backs off), and
 /// `num_consumers` how many are on the wire at once; the rest wait their
-/// turn, first come first served. A durable queue (file_storage) takes
-/// this one's place behind the same two calls.
+/// turn, first come first served. With `storage`, `PersistentQueue` is
+/// used instead: a batch is answered once it is on disk.
 package final class MemorySendingQueue: Sendable {
     package let capacity: Int
     package let consumers: Int
