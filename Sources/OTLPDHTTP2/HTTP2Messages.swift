@@ -39,11 +39,17 @@ public struct HTTP2Response: Sendable {
     public var headers: [HTTPHeaderField]
     public var body: ByteBuffer?
     public var trailers: [HTTPHeaderField]?
+    /// A body that goes on after the head (a live feed): each piece goes out
+    /// as DATA when it comes, and the stream ends when the sequence does.
+    public var live: AsyncStream<ByteBuffer>?
 
-    public init(status: Int, headers: [HTTPHeaderField] = [], body: ByteBuffer? = nil, trailers: [HTTPHeaderField]? = nil) {
+    public init(
+        status: Int, headers: [HTTPHeaderField] = [], body: ByteBuffer? = nil, trailers: [HTTPHeaderField]? = nil, live: AsyncStream<ByteBuffer>? = nil
+    ) {
         self.status = status
         self.headers = headers
         self.body = body
         self.trailers = trailers
+        self.live = live
     }
 }

@@ -69,6 +69,10 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
     private var outputPending = false
     /// How long to wait for the PING answer before the final GOAWAY.
     private let drainTimeout: TimeAmount
+    /// The readers of live bodies, by stream: cancelled when their stream or the connection closes.
+    private var liveBodies: [Int32: Task<Void, Never>] = [:]
+    /// Bytes of a live body that may wait for a peer that does not read; pieces past it are dropped.
+    static let liveBodyBacklog = 256 * 1024
 
     public init(settings: HTTP2ServerSettings, delegate: any HTTP2ServerDelegate, drainTimeout: TimeAmount = .seconds(1)) {
         self.settings = settings
@@ -95,6 +99,8 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         self.session = nil
+        for task in self.liveBodies.values { task.cancel() }
+        self.liveBodies = [:]
     }
 
     private lazy var policy = Policy(delegate: self.delegate)
@@ -154,8 +160,8 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
                 // Once the answer is out, tell the client to stop sending the rest.
                 session.resetAfterResponse(id)
                 self.respond(id, self.delegate.refusalResponse(for: head, refusal))
-            case .streamClosed:
-                break
+            case .streamClosed(let id, _):
+                self.liveBodies.removeValue(forKey: id)?.cancel()
             case .pingAcknowledged:
                 self.drainPointReached()
             }
@@ -168,10 +174,44 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
         // The pipeline has the request: its bytes no longer count against the windows.
         session.consume(id)
         do {
-            try session.submitResponse(id, response)
+            if let live = response.live, let context = self.context {
+                try session.submitStreamingResponse(id, status: response.status, headers: response.headers)
+                self.readLiveBody(id, live, eventLoop: context.eventLoop)
+            } else {
+                try session.submitResponse(id, response)
+            }
         } catch {
             session.resetStream(id, .internalError)
         }
+        self.written()
+    }
+
+    /// Sends each piece of a live body as it comes, and ends the stream after the last.
+    private func readLiveBody(_ id: Int32, _ live: AsyncStream<ByteBuffer>, eventLoop: any EventLoop) {
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        let reader = Task { await HTTP2ServerHandler.forward(live, to: handler, stream: id) }
+        self.liveBodies[id] = reader
+    }
+
+    private static func forward(_ live: AsyncStream<ByteBuffer>, to handler: NIOLoopBound<HTTP2ServerHandler>, stream id: Int32) async {
+        let eventLoop = handler.eventLoop
+        var pieces = live.makeAsyncIterator()
+        while let piece = await pieces.next() {
+            eventLoop.execute {
+                guard let session = handler.value.session else { return }
+                // A peer that does not read misses pieces rather than growing the backlog.
+                if session.appendResponseBody(id, piece, limit: Self.liveBodyBacklog) { handler.value.written() }
+            }
+        }
+        eventLoop.execute {
+            handler.value.liveBodies.removeValue(forKey: id)
+            handler.value.session?.finishResponseBody(id)
+            handler.value.written()
+        }
+    }
+
+    /// Output was queued: it goes out now, or with the rest of the read burst.
+    private func written() {
         if self.inReadBurst {
             // Written once at the end of the burst, with everything else.
             self.outputPending = true

@@ -74,6 +74,8 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
         var resetAfterResponse = false
         var responseBody: ByteBuffer?
         var trailers: [HTTPHeaderField]?
+        /// A body that goes on (a live feed): when it runs dry, the stream waits for more instead of ending.
+        var streaming = false
         /// Body bytes counted in `account`: from arrival until the stream is gone,
         /// since the pipeline holds the body until the response.
         var held = 0
@@ -159,6 +161,38 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
         try self.withNameValues(fields) { (nva, count) throws(NGHTTP2Error) in
             try check(nghttp2_submit_response(self.session, id, nva, count, &provider), "nghttp2_submit_response")
         }
+    }
+
+    /// Starts a response whose body comes piece by piece (`appendResponseBody`) until `finishResponseBody`.
+    func submitStreamingResponse(_ id: Int32, status: Int, headers: [HTTPHeaderField]) throws(NGHTTP2Error) {
+        guard let stream = self.streams[id] else { return }
+        var fields = [HTTPHeaderField(":status", String(status))]
+        fields.append(contentsOf: headers)
+        stream.responseBody = ByteBuffer()
+        stream.streaming = true
+        var provider = Self.bodyProvider
+        try self.withNameValues(fields) { (nva, count) throws(NGHTTP2Error) in
+            try check(nghttp2_submit_response(self.session, id, nva, count, &provider), "nghttp2_submit_response")
+        }
+    }
+
+    /// Queues a piece of a streaming body; false (and dropped) when more than
+    /// `limit` bytes already wait for a peer that does not read.
+    func appendResponseBody(_ id: Int32, _ piece: ByteBuffer, limit: Int) -> Bool {
+        guard let stream = self.streams[id], stream.streaming, var body = stream.responseBody else { return false }
+        guard body.readableBytes + piece.readableBytes <= limit else { return false }
+        stream.responseBody = nil  // no second reference: the write below does not copy
+        body.writeImmutableBuffer(piece)
+        stream.responseBody = body
+        nghttp2_session_resume_data(self.session, id)
+        return true
+    }
+
+    /// Ends a streaming body once what is queued has gone out.
+    func finishResponseBody(_ id: Int32) {
+        guard let stream = self.streams[id], stream.streaming else { return }
+        stream.streaming = false
+        nghttp2_session_resume_data(self.session, id)
     }
 
     /// Stops a stream at once.
@@ -374,6 +408,8 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
         }
         stream.responseBody = body
         if body.readableBytes == 0 {
+            // A live body with nothing queued: wait for `appendResponseBody`.
+            if stream.streaming { return count > 0 ? count : Int(NGHTTP2_ERR_DEFERRED.rawValue) }
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             if let trailers = stream.trailers {
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue

@@ -46,7 +46,9 @@ public final class Collector: Service {
         let services = ServiceRegistry(logger: self.logger)
         var server: TelemetryServer?
         if let endpoint = self.configuration.telemetry.metricsEndpoint {
-            let telemetryServer = TelemetryServer(endpoint: endpoint, telemetry: telemetry, services: services, memory: self.memoryGuard, logger: self.logger)
+            let telemetryServer = TelemetryServer(
+                endpoint: endpoint, telemetry: telemetry, services: services, memory: self.memoryGuard, logger: self.logger,
+                maxFeedClients: self.configuration.telemetry.maxFeedClients)
             try await telemetryServer.start(group: self.eventLoopGroup)
             telemetryServer.setConfig(self.configDescription)
             server = telemetryServer
@@ -66,6 +68,7 @@ public final class Collector: Service {
                 "pipelines": "\(self.configuration.pipelines.map { $0.id.description }.joined(separator: ","))",
                 "exporters": "\(Self.exporterTargets(self.configuration))",
             ])
+        server?.running(graph)
         let running = NIOLockedValueBox(graph)
         let status: @Sendable () -> String = { Self.status(running.withLockedValue { $0 }, telemetry: telemetry) }
         self.serviceManager.ready(status: status())
@@ -92,6 +95,7 @@ public final class Collector: Service {
                 let result: String
                 (graph, result) = await self.reload(graph)
                 server?.reloaded(result)
+                server?.running(graph)
                 running.withLockedValue { [graph] in $0 = graph }
                 self.serviceManager.ready(status: status())
             case .stop: break lifecycle
@@ -145,8 +149,8 @@ public final class Collector: Service {
             return (graph, "the config is invalid; the running config stays: \(reason)")
         }
         let running = graph.configuration.telemetry
-        if configuration.telemetry.metricsEndpoint != running.metricsEndpoint || configuration.telemetry.logLevel != running.logLevel
-            || configuration.telemetry.logEncoding != running.logEncoding
+        if configuration.telemetry.metricsEndpoint != running.metricsEndpoint || configuration.telemetry.maxFeedClients != running.maxFeedClients
+            || configuration.telemetry.logLevel != running.logLevel || configuration.telemetry.logEncoding != running.logEncoding
         {
             self.logger.warning("reload: service.telemetry changes take effect at the next start")
         }

@@ -24,6 +24,8 @@ public struct CollectorConfiguration: Sendable {
         public var logEncoding = LogEncoding.console
         /// Where `/metrics` and `/services` are served; nil when turned off (`level: none`).
         public var metricsEndpoint: Endpoint? = Endpoint(host: "localhost", port: 8888)
+        /// Browsers that may hold the status page's live feed (`/events`) open at once; 0 turns it off (the page polls).
+        public var maxFeedClients = 16
     }
 
     public enum LogEncoding: String, Sendable, CaseIterable {
@@ -152,6 +154,7 @@ public struct CollectorConfiguration: Sendable {
             }
             if let metrics = telemetry.child("metrics") {
                 configuration.telemetry.metricsEndpoint = Self.metricsEndpoint(metrics)
+                configuration.telemetry.maxFeedClients = metrics.int("max_feed_clients", default: 16, in: 0...1024)
                 metrics.finish()
             }
             telemetry.finish()

@@ -109,12 +109,20 @@ public struct ServerResponse: Sendable {
     public var headers: [HTTPHeaderField]
     public var body: ByteBuffer?
     public var trailers: [HTTPHeaderField]?
+    /// A body that goes on after the head (a live feed, such as Server-Sent
+    /// Events): each piece is sent when it comes (an HTTP/1.1 chunk, an
+    /// HTTP/2 DATA frame) until the sequence ends; the sequence is cancelled
+    /// when the client goes away. A client that does not read misses pieces.
+    public var live: AsyncStream<ByteBuffer>?
 
-    public init(status: Int, headers: [HTTPHeaderField] = [], body: ByteBuffer? = nil, trailers: [HTTPHeaderField]? = nil) {
+    public init(
+        status: Int, headers: [HTTPHeaderField] = [], body: ByteBuffer? = nil, trailers: [HTTPHeaderField]? = nil, live: AsyncStream<ByteBuffer>? = nil
+    ) {
         self.status = status
         self.headers = headers
         self.body = body
         self.trailers = trailers
+        self.live = live
     }
 }
 

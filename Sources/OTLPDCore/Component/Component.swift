@@ -22,13 +22,36 @@ public protocol Receiver: Component {
     func replaceConsumers(_ consumers: [Signal: any Consumer])
     /// Sockets it listens on (for the service manager's status line).
     var listenerCount: Int { get }
+    /// Each socket it listens on, as the status page shows it.
+    var listeners: [ListenerStatus] { get }
     /// A reload kept it running (its config did not change): what it reads
     /// from files (a renewed TLS certificate) is read again.
     func reloaded() async
 }
 
+/// One listening socket of a receiver, now.
+public struct ListenerStatus: Sendable, Equatable {
+    /// `OTLP/gRPC` or `OTLP/HTTP`: what the port is meant for (either protocol is answered on it).
+    public var protocolName: String
+    /// `host:port`, the port as bound.
+    public var endpoint: String
+    public var tls: Bool
+    /// The authenticator requests must pass (`bearertokenauth`), or nil.
+    public var auth: String?
+    public var openConnections: Int
+
+    public init(protocolName: String, endpoint: String, tls: Bool, auth: String?, openConnections: Int) {
+        self.protocolName = protocolName
+        self.endpoint = endpoint
+        self.tls = tls
+        self.auth = auth
+        self.openConnections = openConnections
+    }
+}
+
 extension Receiver {
     public var listenerCount: Int { 0 }
+    public var listeners: [ListenerStatus] { [] }
     public func reloaded() async {}
 }
 

@@ -14,6 +14,8 @@ public final class RefusalBoard: Sendable {
         public var status: String?
         /// In the words of the log line.
         public var reason: String
+        /// The `service.name`s of the request, where it was read before the refusal.
+        public var service: String?
     }
 
     public static let capacity = 50
@@ -21,8 +23,11 @@ public final class RefusalBoard: Sendable {
 
     public init() {}
 
-    public func record(client: String, protocolName: String?, path: String?, status: String?, reason: String, time: Int64 = Timestamp.nowNanoseconds()) {
-        let refusal = Refusal(time: time, client: client, protocolName: protocolName, path: path, status: status, reason: reason)
+    public func record(
+        client: String, protocolName: String?, path: String?, status: String?, reason: String, service: String? = nil,
+        time: Int64 = Timestamp.nowNanoseconds()
+    ) {
+        let refusal = Refusal(time: time, client: client, protocolName: protocolName, path: path, status: status, reason: reason, service: service)
         self.entries.withLockedValue { entries in
             entries.append(refusal)
             if entries.count > Self.capacity { entries.removeFirst(entries.count - Self.capacity) }

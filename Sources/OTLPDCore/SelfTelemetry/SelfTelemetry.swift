@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import Prometheus
+import Synchronization
 
 /// otlpd's own metrics, served as Prometheus text at
 /// `service.telemetry.metrics`: named and labelled as the OpenTelemetry
@@ -15,6 +16,8 @@ public final class SelfTelemetry: Sendable {
     public let exporterStatus = ExporterStatusBoard()
     /// The latest refusals, for the status page.
     public let refusals = RefusalBoard()
+    /// Each exporter's items sent and failed, all signals together, for the status page's rates.
+    private let exporterTotals = NIOLockedValueBox<[ComponentID: ItemTotals]>([:])
     private let scrapeHooks = NIOLockedValueBox<[(owner: ObjectIdentifier, hook: @Sendable () -> Void)]>([])
 
     public init(serviceVersion: String = "", serviceInstanceID: String = SelfTelemetry.randomInstanceID()) {
@@ -49,7 +52,19 @@ public final class SelfTelemetry: Sendable {
 
     /// The counters of one exporter.
     public func exporter(_ id: ComponentID) -> ExporterCounters {
-        ExporterCounters(registry: self.registry, labels: self.labels([("exporter", id.description)]))
+        let totals = self.exporterTotals.withLockedValue { totals in
+            if let existing = totals[id] { return existing }
+            let made = ItemTotals()
+            totals[id] = made
+            return made
+        }
+        return ExporterCounters(registry: self.registry, labels: self.labels([("exporter", id.description)]), totals: totals)
+    }
+
+    /// Items an exporter sent and failed to send since the start (nil for one that never counted).
+    public func exporterItems(_ id: ComponentID) -> (sent: Int, failed: Int)? {
+        guard let totals = self.exporterTotals.withLockedValue({ $0[id] }) else { return nil }
+        return (totals.sent.count, totals.failed.count)
     }
 
     /// Items in and out of one processor, per signal (`otel_signal`).
@@ -107,15 +122,34 @@ public final class SelfTelemetry: Sendable {
     }
 }
 
-/// A counter of one metric, per signal.
+/// A counter of one metric, per signal, and optionally a sum over signals that can be read back.
 public struct SignalCounter: Sendable {
     let counters: [Counter]
+    var total: ItemTotal? = nil
 
     public func add(_ count: Int, for signal: Signal) {
         guard count > 0 else { return }
         let index = signal == .traces ? 0 : signal == .metrics ? 1 : 2
         self.counters[index].increment(by: Int64(count))
+        self.total?.add(count)
     }
+}
+
+/// A count that can be read back (the Prometheus counters cannot).
+final class ItemTotal: Sendable {
+    private let value = Atomic<Int>(0)
+
+    func add(_ count: Int) {
+        self.value.wrappingAdd(count, ordering: .relaxed)
+    }
+
+    var count: Int { self.value.load(ordering: .relaxed) }
+}
+
+/// Items an exporter sent and failed to send, all signals together.
+final class ItemTotals: Sendable {
+    let sent = ItemTotal()
+    let failed = ItemTotal()
 }
 
 /// One counter.
@@ -151,14 +185,16 @@ public struct ReceiverCounters: Sendable {
 }
 
 public struct ExporterCounters: Sendable {
-    public let sent: SignalCounter
-    public let sendFailed: SignalCounter
+    public private(set) var sent: SignalCounter
+    public private(set) var sendFailed: SignalCounter
     /// Refused because the sending queue was full.
     public let enqueueFailed: SignalCounter
 
-    init(registry: PrometheusCollectorRegistry, labels: [(String, String)]) {
+    init(registry: PrometheusCollectorRegistry, labels: [(String, String)], totals: ItemTotals) {
         self.sent = SelfTelemetry.perSignal(registry, "otelcol_exporter_sent", labels)
+        self.sent.total = totals.sent
         self.sendFailed = SelfTelemetry.perSignal(registry, "otelcol_exporter_send_failed", labels)
+        self.sendFailed.total = totals.failed
         self.enqueueFailed = SelfTelemetry.perSignal(registry, "otelcol_exporter_enqueue_failed", labels)
     }
 }

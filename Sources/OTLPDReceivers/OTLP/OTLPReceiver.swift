@@ -11,7 +11,7 @@ public final class OTLPReceiver: Receiver {
     let configuration: OTLPReceiverConfiguration
     let settings: ComponentSettings
     let handler: OTLPRequestHandler
-    private let listeners = NIOLockedValueBox<[Listener]>([])
+    private let running = NIOLockedValueBox<[Listener]>([])
 
     package init(
         configuration: OTLPReceiverConfiguration, consumers: [Signal: any Consumer], settings: ComponentSettings,
@@ -23,10 +23,24 @@ public final class OTLPReceiver: Receiver {
     }
 
     /// The addresses actually bound, once started: (role, address).
-    public var listenerCount: Int { self.listeners.withLockedValue { $0.count } }
+    public var listenerCount: Int { self.running.withLockedValue { $0.count } }
+
+    public var listeners: [ListenerStatus] {
+        self.running.withLockedValue { listeners in
+            listeners.map { listener in
+                let grpc = listener.configuration.role == .grpc
+                return ListenerStatus(
+                    protocolName: grpc ? "OTLP/gRPC" : "OTLP/HTTP",
+                    endpoint: "\(Endpoint(host: listener.configuration.host, port: listener.localAddress.port ?? listener.configuration.port))",
+                    tls: listener.configuration.tls != nil,
+                    auth: (grpc ? self.configuration.grpc?.authenticator : self.configuration.http?.authenticator)?.description,
+                    openConnections: listener.openConnectionCount)
+            }
+        }
+    }
 
     public var boundAddresses: [(ListenerRole, SocketAddress)] {
-        self.listeners.withLockedValue { $0.map { ($0.configuration.role, $0.localAddress) } }
+        self.running.withLockedValue { $0.map { ($0.configuration.role, $0.localAddress) } }
     }
 
     public func start() async throws {
@@ -56,7 +70,7 @@ public final class OTLPReceiver: Receiver {
                 await self.stopAccepting()
                 throw ReceiverStartError(endpoint: "\(spec.host):\(spec.port)", role: spec.role, underlying: error)
             }
-            self.listeners.withLockedValue { $0.append(listener) }
+            self.running.withLockedValue { $0.append(listener) }
             let port = listener.localAddress.port
             self.handler.ports.withLockedValue { ports in
                 if spec.role == .grpc { ports.grpc = port } else { ports.http = port }
@@ -78,7 +92,7 @@ public final class OTLPReceiver: Receiver {
 
     /// A renewed certificate takes effect for new connections; a broken one is logged and the one in use stays.
     public func reloaded() async {
-        for listener in self.listeners.withLockedValue({ $0 }) where listener.configuration.tls != nil {
+        for listener in self.running.withLockedValue({ $0 }) where listener.configuration.tls != nil {
             let endpoint = "\(listener.configuration.host):\(listener.localAddress.port ?? listener.configuration.port)"
             do {
                 try listener.reloadTLS()
@@ -91,14 +105,14 @@ public final class OTLPReceiver: Receiver {
     }
 
     public func stopAccepting() async {
-        for listener in self.listeners.withLockedValue({ $0 }) {
+        for listener in self.running.withLockedValue({ $0 }) {
             await listener.quiesce()
         }
     }
 
     public func drain(timeout: Duration) async {
         let deadline = ContinuousClock.now + timeout
-        for listener in self.listeners.withLockedValue({ $0 }) {
+        for listener in self.running.withLockedValue({ $0 }) {
             let remaining = deadline - ContinuousClock.now
             if !(await listener.waitForConnections(timeout: max(remaining, .zero))) {
                 self.settings.logger.warning(
@@ -115,7 +129,7 @@ public final class OTLPReceiver: Receiver {
 
     public func shutdown() async {
         await self.stopAccepting()
-        for listener in self.listeners.withLockedValue({ $0 }) { listener.closeAll() }
+        for listener in self.running.withLockedValue({ $0 }) { listener.closeAll() }
     }
 }
 

@@ -180,30 +180,34 @@ package final class OTLPRequestHandler: RequestHandler {
             return self.grpcRefusal(head, .invalidArgument, "message is not a valid \(Self.requestName(signal)): \(error)")
         }
         let kept: Kept
+        var service: String?
         do throws(ConsumeError) {
             let extra = compressed ? payload.readableBytes : 0
             kept = try await self.deliver(
-                consume payload, signal: signal, items: summary.itemCount, to: consumer, via: .grpc, head: head, extraBytes: extra)
+                consume payload, signal: signal, items: summary.itemCount, to: consumer, via: .grpc, head: head, extraBytes: extra, service: &service)
         } catch {
-            return self.grpcRefusal(head, error)
+            return self.grpcRefusal(head, error, service: service)
         }
         // Full success: the response message is empty, and so always the same.
         guard kept.rejected > 0 || kept.message != nil else { return GRPCFraming.okEmptyResponse }
         return GRPCFraming.okResponse(ResponseMessages.partialSuccess(rejected: kept.rejected, message: kept.message ?? ""))
     }
 
-    private func grpcRefusal(_ head: ServerRequestHead, _ error: ConsumeError) -> ServerResponse {
+    private func grpcRefusal(_ head: ServerRequestHead, _ error: ConsumeError, service: String?) -> ServerResponse {
         switch error.kind {
         case .permanent:
-            return self.grpcRefusal(head, error.code.flatMap { GRPCFraming.StatusCode(rawValue: Int($0)) } ?? .invalidArgument, error.message)
+            return self.grpcRefusal(
+                head, error.code.flatMap { GRPCFraming.StatusCode(rawValue: Int($0)) } ?? .invalidArgument, error.message, service: service)
         case .retryable(let after):
             let code: GRPCFraming.StatusCode = error.code == ConsumeError.resourceExhausted ? .resourceExhausted : .unavailable
-            return self.grpcRefusal(head, code, error.message, retryAfter: after ?? .seconds(1))
+            return self.grpcRefusal(head, code, error.message, retryAfter: after ?? .seconds(1), service: service)
         }
     }
 
-    private func grpcRefusal(_ head: ServerRequestHead, _ code: GRPCFraming.StatusCode, _ message: String, retryAfter: Duration? = nil) -> ServerResponse {
-        self.refusals.log(self.logger, client: head.client, protocolName: "grpc", path: head.path, status: code.name, reason: message)
+    private func grpcRefusal(
+        _ head: ServerRequestHead, _ code: GRPCFraming.StatusCode, _ message: String, retryAfter: Duration? = nil, service: String? = nil
+    ) -> ServerResponse {
+        self.refusals.log(self.logger, client: head.client, protocolName: "grpc", path: head.path, status: code.name, reason: message, service: service)
         let details = ResponseMessages.status(code: Int32(code.rawValue), message: message, retryDelay: retryAfter)
         return GRPCFraming.errorResponse(code, message: message, details: details)
     }
@@ -273,24 +277,26 @@ package final class OTLPRequestHandler: RequestHandler {
                 head, status: 400, encoding: encoding, "body is not a valid \(Self.requestName(signal)): \(error)", extraHeaders: corsHeaders)
         }
         let kept: Kept
+        var service: String?
         do throws(ConsumeError) {
             // Bytes made here (decompressed, decoded from JSON) count too, besides the body the transport counted.
             let extra = (coding == .identity ? 0 : body.readableBytes) + (encoding == .json ? payload.readableBytes : 0)
             _ = consume body
             kept = try await self.deliver(
                 consume payload, signal: signal, items: summary.itemCount, to: consumer, via: encoding == .json ? .httpJSON : .httpProtobuf, head: head,
-                extraBytes: extra)
+                extraBytes: extra, service: &service)
         } catch {
             switch error.kind {
             case .permanent:
                 let status = error.code.flatMap { GRPCFraming.StatusCode(rawValue: Int($0)) }?.httpStatus ?? 400
-                return self.httpRefusal(head, status: status < 400 ? 400 : status, encoding: encoding, error.message, extraHeaders: corsHeaders)
+                return self.httpRefusal(
+                    head, status: status < 400 ? 400 : status, encoding: encoding, error.message, extraHeaders: corsHeaders, service: service)
             case .retryable(let after):
                 let delay = after ?? .seconds(1)
                 let seconds = max(1, Int(delay.secondsValue.rounded(.up)))
                 return self.httpRefusal(
                     head, status: error.code == ConsumeError.resourceExhausted ? 429 : 503, encoding: encoding, error.message, retryAfter: delay,
-                    extraHeaders: corsHeaders + [HTTPHeaderField("retry-after", String(seconds))])
+                    extraHeaders: corsHeaders + [HTTPHeaderField("retry-after", String(seconds))], service: service)
             }
         }
         // Full success: an empty Export*ServiceResponse, the same every time.
@@ -320,9 +326,11 @@ package final class OTLPRequestHandler: RequestHandler {
         encoding: HTTPEncoding,
         _ message: String,
         retryAfter: Duration? = nil,
-        extraHeaders: [HTTPHeaderField] = []
+        extraHeaders: [HTTPHeaderField] = [],
+        service: String? = nil
     ) -> ServerResponse {
-        self.refusals.log(self.logger, client: head.client, protocolName: "http", path: head.path, status: String(status), reason: message)
+        self.refusals.log(
+            self.logger, client: head.client, protocolName: "http", path: head.path, status: String(status), reason: message, service: service)
         let code = Int32(GRPCFraming.code(forOTLPHTTPStatus: status).rawValue)
         let body =
             encoding == .json
@@ -350,7 +358,8 @@ package final class OTLPRequestHandler: RequestHandler {
         to consumer: any Consumer,
         via ingest: IngestProtocol,
         head: ServerRequestHead,
-        extraBytes: Int
+        extraBytes: Int,
+        service: inout String?
     ) async throws(ConsumeError) -> Kept {
         let counters = ingest == .grpc ? self.grpcCounters : self.httpCounters
         let wrongPort = (ingest == .grpc) != (head.client.role == .grpc)
@@ -358,7 +367,10 @@ package final class OTLPRequestHandler: RequestHandler {
         let sighting = self.observer == nil ? nil : Sighting(payload, signal: signal, items: items)
         guard self.memory.hold(extraBytes) else {
             counters.refused.add(items, for: signal)
-            if let sighting { self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources) }
+            if let sighting {
+                self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources)
+                service = sighting.serviceNames
+            }
             throw .retryable(Self.overloadedMessage, after: self.memory.retryAfter)
         }
         defer { self.memory.release(extraBytes) }
@@ -368,7 +380,10 @@ package final class OTLPRequestHandler: RequestHandler {
             delivered = try await consumer.consume(TelemetryBatch(signal: signal, payload: payload, itemCount: items, deadline: Self.deadline(head)))
         } catch {
             (error.isRetryable ? counters.refused : counters.failed).add(items, for: signal)
-            if let sighting { self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources) }
+            if let sighting {
+                self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources)
+                service = sighting.serviceNames
+            }
             throw error
         }
         counters.accepted.add(items, for: signal)
@@ -430,8 +445,8 @@ final class RefusalLog: Sendable {
         var suppressed = 0
     }
 
-    func log(_ logger: Logger, client: ClientInfo, protocolName: String?, path: String?, status: String?, reason: String) {
-        self.board?.record(client: client.endpoint, protocolName: protocolName, path: path, status: status, reason: reason)
+    func log(_ logger: Logger, client: ClientInfo, protocolName: String?, path: String?, status: String?, reason: String, service: String? = nil) {
+        self.board?.record(client: client.endpoint, protocolName: protocolName, path: path, status: status, reason: reason, service: service)
         let (allowed, suppressedBefore) = self.state.withLockedValue { state -> (Bool, Int) in
             let now = ContinuousClock.now
             if now - state.windowStart >= .seconds(1) {
@@ -454,6 +469,7 @@ final class RefusalLog: Sendable {
         if let protocolName { metadata["protocol"] = "\(protocolName)" }
         if let path { metadata["path"] = "\(path)" }
         if let status { metadata["status"] = "\(status)" }
+        if let service { metadata["service"] = "\(service)" }
         metadata["reason"] = "\(reason)"
         logger.warning(status == nil ? "connection refused" : "request refused", metadata: metadata)
     }
@@ -470,6 +486,16 @@ struct Sighting {
         if signal == .traces { fingerprints.reserveCapacity(items) }
         self.resources = RequestSummaries.summarize(payload, signal: signal) { _, fingerprint in fingerprints.append(fingerprint) }
         self.fingerprints = fingerprints
+    }
+
+    /// The request's services, for a refusal's log line: `checkout, cart`.
+    var serviceNames: String? {
+        var names: [String] = []
+        for resource in self.resources {
+            let name = resource.serviceName ?? "unknown_service"
+            if !names.contains(name) { names.append(name) }
+        }
+        return names.isEmpty ? nil : names.joined(separator: ", ")
     }
 
     /// Records the fingerprints and counts, per resource, the spans seen before.

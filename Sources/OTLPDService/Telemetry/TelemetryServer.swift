@@ -8,17 +8,20 @@ import Prometheus
 import Synchronization
 
 /// Serves otlpd's own view of itself at `service.telemetry.metrics`:
-/// `/metrics` (Prometheus text, otelcol names) and `/services` (the
-/// per-service view as JSON; `?format=text` is what `otlpd status` prints).
+/// `/metrics` (Prometheus text, otelcol names), `/services` (the
+/// per-service view as JSON; `?format=text` is what `otlpd status` prints),
+/// the status page at `/`, and its live feed at `/events`.
 public final class TelemetryServer: Sendable {
     let endpoint: Endpoint
     let handler: TelemetryRequestHandler
     let logger: Logger
     private let listener = Mutex<Listener?>(nil)
 
-    public init(endpoint: Endpoint, telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, logger: Logger) {
+    public init(
+        endpoint: Endpoint, telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, logger: Logger, maxFeedClients: Int = 16
+    ) {
         self.endpoint = endpoint
-        self.handler = TelemetryRequestHandler(telemetry: telemetry, services: services, memory: memory, logger: logger)
+        self.handler = TelemetryRequestHandler(telemetry: telemetry, services: services, memory: memory, logger: logger, maxFeedClients: maxFeedClients)
         self.logger = logger
     }
 
@@ -26,20 +29,26 @@ public final class TelemetryServer: Sendable {
         let listener = try await Listener.start(
             ListenerConfiguration(host: self.endpoint.host, port: self.endpoint.port, role: .http), handler: self.handler, group: group)
         self.listener.withLock { $0 = listener }
-        self.logger.info("serving self-telemetry", metadata: ["endpoint": "\(Endpoint(host: self.endpoint.host, port: listener.localAddress.port ?? 0))", "paths": "/,/metrics,/services"])
+        self.logger.info("serving self-telemetry", metadata: ["endpoint": "\(Endpoint(host: self.endpoint.host, port: listener.localAddress.port ?? 0))", "paths": "/,/events,/metrics,/services"])
     }
 
     /// The config files (or the embedded default) shown on the status page.
     public func setConfig(_ description: String) {
-        self.handler.lifecycle.withLock { $0.config = description }
+        self.handler.report.lifecycle.withLock { $0.config = description }
+    }
+
+    /// The pipelines now running (at the start and after each reload), for the status page.
+    public func running(_ graph: PipelineGraph) {
+        self.handler.report.graph.withLock { $0 = graph }
     }
 
     /// A reload finished: `result` says how ("reloaded", or why the running config stayed).
     public func reloaded(_ result: String) {
-        self.handler.lifecycle.withLock { $0.lastReload = (Timestamp.nowNanoseconds(), result) }
+        self.handler.report.lifecycle.withLock { $0.lastReload = (Timestamp.nowNanoseconds(), result) }
     }
 
     public func stop() async {
+        self.handler.feed.close()
         guard let listener = self.listener.withLock({ $0 }) else { return }
         await listener.quiesce()
         _ = await listener.waitForConnections(timeout: .seconds(1))
@@ -55,23 +64,21 @@ final class TelemetryRequestHandler: RequestHandler {
     /// Read at each scrape: the process's size, and the telemetry bytes it holds (what the memory_limiter bounds).
     let residentBytes: Gauge
     let heldBytes: Gauge
-    /// For the status page's uptime.
-    let startedAt = Timestamp.nowNanoseconds()
-    /// The config it runs and how the last reload went, for the status page's health.
-    let lifecycle = Mutex(Lifecycle())
+    /// What `/services` and `/events` send.
+    let report: StatusReport
+    /// `/events`: the same JSON as `/services`, pushed each second.
+    let feed: StatusFeed
 
-    struct Lifecycle: Sendable {
-        var config = ""
-        var lastReload: (time: Int64, result: String)?
-    }
-
-    init(telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, logger: Logger) {
+    init(telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, logger: Logger, maxFeedClients: Int) {
         self.telemetry = telemetry
         self.services = services
         self.memory = memory
         self.logger = logger
         self.residentBytes = telemetry.gauge("otelcol_process_memory_rss_bytes")
         self.heldBytes = telemetry.gauge("otlpd_memory_held_bytes")
+        let report = StatusReport(telemetry: telemetry, services: services, memory: memory, maxFeedClients: maxFeedClients)
+        self.report = report
+        self.feed = StatusFeed(maxClients: maxFeedClients) { clients in report.json(feedClients: clients) }
     }
 
     func bodyLimit(for head: ServerRequestHead) -> Int { 4096 }
@@ -101,24 +108,31 @@ final class TelemetryRequestHandler: RequestHandler {
                 status: 200, headers: [HTTPHeaderField("content-type", "text/plain; version=0.0.4; charset=utf-8")],
                 body: ByteBuffer(string: self.telemetry.prometheusText()))
         case "/services":
-            let exporters = self.telemetry.exporterStatus.snapshot()
             if query.split(separator: "&").contains("format=text") {
-                return Self.text(200, self.services.table() + ExporterStatusView.table(exporters))
+                return Self.text(200, self.services.table() + ExporterStatusView.table(self.telemetry.exporterStatus.snapshot()))
             }
-            var json = self.services.json()
-            json.removeLast()  // the closing brace: the exporters and the process go in the same object
-            json += ",\"exporters\":\(ExporterStatusView.json(exporters))"
-            let uptime = Double((Timestamp.nowNanoseconds() - self.startedAt) / 1_000_000) / 1000
-            json += ",\"otlpd\":{\"version\":\(ServiceRegistry.quote(OTLPDVersion.number)),\"uptimeSeconds\":\(uptime)"
-            json += ",\"rssBytes\":\(ProcessMemory.residentBytes() ?? 0),\"heldBytes\":\(self.memory.heldBytes)"
-            json += ",\"memoryLimitBytes\":\(self.memory.limits.map { String($0.hard) } ?? "null")"
-            let lifecycle = self.lifecycle.withLock { $0 }
-            json += ",\"config\":\(ServiceRegistry.quote(lifecycle.config))"
-            json += ",\"lastReload\":\(lifecycle.lastReload.map { "{\"time\":\(ServiceRegistry.quote(Timestamp.iso8601(nanoseconds: $0.time))),\"result\":\(ServiceRegistry.quote($0.result))}" } ?? "null")}"
-            json += ",\"refusals\":\(Self.refusalsJSON(self.telemetry.refusals.latest()))}"
             return ServerResponse(
                 status: 200, headers: [HTTPHeaderField("content-type", "application/json"), HTTPHeaderField("cache-control", "no-store")],
-                body: ByteBuffer(string: json))
+                body: ByteBuffer(string: self.report.json(feedClients: self.feed.clientCount)))
+        case "/events":
+            guard let events = self.feed.subscribe() else {
+                let reason =
+                    self.feed.maxClients == 0
+                    ? "the live feed is turned off (service.telemetry.metrics.max_feed_clients: 0); poll /services instead"
+                    : "the live feed has \(self.feed.maxClients) clients already (service.telemetry.metrics.max_feed_clients); poll /services instead"
+                self.logger.warning("status feed refused", metadata: ["client": "\(request.head.client.endpoint)", "reason": "\(reason)"])
+                var response = Self.text(503, reason + "\n")
+                response.headers.append(HTTPHeaderField("retry-after", "10"))
+                return response
+            }
+            return ServerResponse(
+                status: 200,
+                headers: [
+                    HTTPHeaderField("content-type", "text/event-stream"), HTTPHeaderField("cache-control", "no-store"),
+                    // Tells proxies such as nginx to pass each event on at once.
+                    HTTPHeaderField("x-accel-buffering", "no"),
+                ],
+                live: events)
         case "/":
             return Self.page(StatusPage.html, type: "text/html; charset=utf-8")
         case "/status.js":
@@ -126,18 +140,8 @@ final class TelemetryRequestHandler: RequestHandler {
         case "/status.css":
             return Self.page(StatusPage.css, type: "text/css; charset=utf-8")
         default:
-            return Self.text(404, "unknown path \(path); paths here: / (the status page), /metrics, /services\n")
+            return Self.text(404, "unknown path \(path); paths here: / (the status page), /events, /metrics, /services\n")
         }
-    }
-
-    /// The latest refusals, newest first, in the words of their log lines.
-    static func refusalsJSON(_ refusals: [RefusalBoard.Refusal]) -> String {
-        let items = refusals.map { refusal in
-            "{\"time\":\(ServiceRegistry.quote(Timestamp.iso8601(nanoseconds: refusal.time))),\"client\":\(ServiceRegistry.quote(refusal.client))"
-                + ",\"protocol\":\(refusal.protocolName.map(ServiceRegistry.quote) ?? "null"),\"path\":\(refusal.path.map(ServiceRegistry.quote) ?? "null")"
-                + ",\"status\":\(refusal.status.map(ServiceRegistry.quote) ?? "null"),\"reason\":\(ServiceRegistry.quote(refusal.reason))}"
-        }
-        return "[" + items.joined(separator: ",") + "]"
     }
 
     /// A part of the status page, with the policy that lets it load only what this address serves.

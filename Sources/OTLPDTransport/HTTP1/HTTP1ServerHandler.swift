@@ -20,6 +20,8 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         /// client reads the answer rather than a reset, and the connection stays open if it may.
         case draining(keepAlive: Bool)
         case waitingForResponse(keepAlive: Bool)
+        /// Answered with a live body (a feed): its pieces go out until it ends, then the connection closes.
+        case live(Task<Void, Never>)
     }
 
     private let handler: any RequestHandler
@@ -63,6 +65,8 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A live body answers the last request this connection takes.
+        if case .live = self.state { return }
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.headTimer.cancel()
@@ -122,7 +126,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
                 } else {
                     context.close(promise: nil)
                 }
-            case .idle, .waitingForResponse:
+            case .idle, .waitingForResponse, .live:
                 break
             }
         }
@@ -179,6 +183,10 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         }
         var headers = HTTPHeaders()
         for field in response.headers { headers.add(name: field.name, value: field.value) }
+        if let live = response.live {
+            self.writeLive(status: response.status, headers: headers, live, context: context)
+            return
+        }
         headers.replaceOrAdd(name: "content-length", value: String(response.body?.readableBytes ?? 0))
         if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
@@ -194,6 +202,33 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             let channel = context.channel
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+
+    /// Sends the head, then each piece as a chunk when it comes; a client
+    /// whose socket is full misses pieces rather than growing a backlog.
+    private func writeLive(status: Int, headers: HTTPHeaders, _ live: AsyncStream<ByteBuffer>, context: ChannelHandlerContext) {
+        var headers = headers
+        headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+        headers.replaceOrAdd(name: "connection", value: "close")
+        context.writeAndFlush(
+            self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        self.state = .live(
+            Task {
+                for await piece in live {
+                    eventLoop.execute {
+                        let (handler, context) = loopBound.value
+                        guard context.channel.isWritable else { return }
+                        context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(piece))), promise: nil)
+                    }
+                }
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    let channel = context.channel
+                    context.writeAndFlush(handler.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+                }
+            })
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -212,12 +247,16 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             return
         }
         self.quiescing = true
-        // An idle connection closes now; a busy one after its response.
-        if case .idle = self.state { context.close(promise: nil) }
+        // An idle connection closes now, and a live body ends; a busy one closes after its response.
+        switch self.state {
+        case .idle, .live: context.close(promise: nil)
+        default: break
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.headTimer.cancel()
+        if case .live(let task) = self.state { task.cancel() }
         // A connection that goes away mid-request: its body no longer counts.
         self.releaseHeld()
     }

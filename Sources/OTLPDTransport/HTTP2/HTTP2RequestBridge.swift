@@ -58,7 +58,8 @@ final class HTTP2RequestBridge: HTTP2ServerDelegate {
         // the task, so its body goes when the pipeline lets go of it.
         Task.immediate(executorPreference: self.executor) {
             let response = await handler.handle(serverRequest.take()!)
-            responder.respond(HTTP2Response(status: response.status, headers: response.headers, body: response.body, trailers: response.trailers))
+            responder.respond(
+                HTTP2Response(status: response.status, headers: response.headers, body: response.body, trailers: response.trailers, live: response.live))
         }
     }
 
