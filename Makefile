@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-APT_PACKAGES := pkg-config libnghttp2-dev libprotobuf-c-dev libpcre2-dev libssl-dev protobuf-c-compiler libzstd-dev zlib1g-dev libisal-dev nghttp2-client curl openssl zstd gzip python3-venv podman runc mmdebstrap binutils systemd
+APT_PACKAGES := pkg-config libnghttp2-dev libprotobuf-c-dev libpcre2-dev libssl-dev protobuf-c-compiler libzstd-dev zlib1g-dev libisal-dev nghttp2-client curl openssl zstd gzip python3-venv podman runc mmdebstrap binutils systemd chromium chromium-driver
 SWIFT_BUILD_FLAGS := -c release
 BINARY := .build/release/otlpd
 

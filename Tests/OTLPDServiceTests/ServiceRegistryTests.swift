@@ -16,12 +16,12 @@ struct ServiceRegistryTests {
     func counts() throws {
         let registry = self.registry()
         let checkout = ResourceObservation(serviceName: "checkout", serviceInstanceID: "a", sdkLanguage: "go", sdkVersion: "1.2", itemCount: 5)
-        registry.accepted(signal: .traces, via: .grpc, wrongPort: false, resources: [checkout])
+        registry.accepted(signal: .traces, via: .grpc, port: 4317, wrongPort: false, resources: [checkout])
         var second = checkout
         second.serviceInstanceID = "b"
         second.itemCount = 3
-        registry.accepted(signal: .metrics, via: .httpProtobuf, wrongPort: true, resources: [second])
-        registry.accepted(signal: .logs, via: .httpJSON, wrongPort: false, resources: [ResourceObservation(itemCount: 2)])
+        registry.accepted(signal: .metrics, via: .httpProtobuf, port: 4317, wrongPort: true, resources: [second])
+        registry.accepted(signal: .logs, via: .httpJSON, port: 4318, wrongPort: false, resources: [ResourceObservation(itemCount: 2)])
         let entries = registry.snapshot()
         #expect(entries.map(\.name) == ["checkout", "unknown_service"])
         let entry = entries[0]
@@ -37,7 +37,7 @@ struct ServiceRegistryTests {
     func errors() {
         let registry = self.registry()
         let resource = ResourceObservation(serviceName: "checkout", itemCount: 4)
-        registry.refused(signal: .traces, via: .grpc, wrongPort: false, resources: [resource, resource])
+        registry.refused(signal: .traces, via: .grpc, port: 4317, wrongPort: false, resources: [resource, resource])
         #expect(registry.snapshot()[0].errors == 1)
         #expect(registry.snapshot()[0].spans == 0)
     }
@@ -46,7 +46,7 @@ struct ServiceRegistryTests {
     func cap() {
         let registry = self.registry(maxServices: 2)
         for name in ["a", "b", "c", "d"] {
-            registry.accepted(signal: .traces, via: .grpc, wrongPort: false, resources: [ResourceObservation(serviceName: name, itemCount: 1)])
+            registry.accepted(signal: .traces, via: .grpc, port: 4317, wrongPort: false, resources: [ResourceObservation(serviceName: name, itemCount: 1)])
         }
         let entries = registry.snapshot()
         #expect(entries.map(\.name) == ["a", "b", "other"])
@@ -58,9 +58,9 @@ struct ServiceRegistryTests {
         let registry = self.registry()
         for _ in 0..<3 {
             registry.accepted(
-                signal: .traces, via: .grpc, wrongPort: false, resources: [ResourceObservation(serviceName: "checkout", itemCount: 4, duplicateSpans: 4)])
+                signal: .traces, via: .grpc, port: 4317, wrongPort: false, resources: [ResourceObservation(serviceName: "checkout", itemCount: 4, duplicateSpans: 4)])
         }
-        registry.accepted(signal: .traces, via: .grpc, wrongPort: false, resources: [ResourceObservation(serviceName: "billing", itemCount: 1, duplicateSpans: 1)])
+        registry.accepted(signal: .traces, via: .grpc, port: 4317, wrongPort: false, resources: [ResourceObservation(serviceName: "billing", itemCount: 1, duplicateSpans: 1)])
         #expect(registry.snapshot().first { $0.name == "checkout" }?.duplicateSpans == 12)
         let warnings = self.logs.all.filter { $0.message.contains("sent spans again") }
         #expect(warnings.map { $0.metadata["service"] } == ["checkout", "billing"])
@@ -72,9 +72,9 @@ struct ServiceRegistryTests {
         let registry = self.registry()
         #expect(registry.table().contains("(no data received yet)"))
         registry.accepted(
-            signal: .traces, via: .grpc, wrongPort: true,
+            signal: .traces, via: .grpc, port: 4317, wrongPort: true,
             resources: [ResourceObservation(serviceName: "checkout-service", sdkLanguage: "python", sdkVersion: "1.45.2", itemCount: 12)])
-        registry.accepted(signal: .logs, via: .httpJSON, wrongPort: false, resources: [ResourceObservation(serviceName: "db", itemCount: 3)])
+        registry.accepted(signal: .logs, via: .httpJSON, port: 4318, wrongPort: false, resources: [ResourceObservation(serviceName: "db", itemCount: 3)])
         let lines = registry.table(now: Timestamp.nowNanoseconds() + 5_000_000_000).split(separator: "\n").map(String.init)
         #expect(lines.count == 3)
         #expect(lines[0].hasPrefix("SERVICE"))
@@ -91,11 +91,11 @@ struct ServiceRegistryTests {
     @Test("JSON: every field, strings escaped")
     func json() {
         let registry = self.registry()
-        registry.accepted(signal: .traces, via: .grpc, wrongPort: false, resources: [ResourceObservation(serviceName: "a\"b", itemCount: 1)])
+        registry.accepted(signal: .traces, via: .grpc, port: 4317, wrongPort: false, resources: [ResourceObservation(serviceName: "a\"b", itemCount: 1)])
         let json = registry.json()
         #expect(json.contains("\"name\":\"a\\\"b\""))
         #expect(json.contains("\"spans\":1,\"metricPoints\":0,\"logRecords\":0"))
-        #expect(json.contains("\"protocols\":[\"grpc\"],\"wrongPort\":false,\"instances\":0,\"duplicateSpans\":0,\"errors\":0"))
+        #expect(json.contains("\"protocols\":[\"grpc\"],\"ports\":[4317],\"wrongPort\":false,\"instances\":0,\"duplicateSpans\":0,\"errors\":0"))
         #expect(json.hasSuffix("\"tracked\":1,\"maxServices\":1000}"))
     }
 }
@@ -112,18 +112,30 @@ struct ServiceActivityFeedTests {
     @Test("items per second over the last minute, and 60 slots of 10 s that age out")
     func ratesAndHistory() throws {
         let registry = ServiceRegistry(logger: Logger(label: "test"))
-        registry.accepted(signal: .traces, via: .grpc, wrongPort: false, resources: [ResourceObservation(serviceName: "checkout", itemCount: 600)])
-        registry.accepted(signal: .logs, via: .grpc, wrongPort: false, resources: [ResourceObservation(serviceName: "checkout", itemCount: 30)])
+        registry.accepted(signal: .traces, via: .grpc, port: 4317, wrongPort: false, resources: [ResourceObservation(serviceName: "checkout", itemCount: 600)])
+        registry.accepted(signal: .logs, via: .grpc, port: 4317, wrongPort: false, resources: [ResourceObservation(serviceName: "checkout", itemCount: 30)])
         let now = Timestamp.nowNanoseconds()
-        let fresh = try self.feed(registry, at: now)
+        // Seen for 20 s: its rate is over those 20 s, not over a whole minute.
+        let fresh = try self.feed(registry, at: now + 20_000_000_000)
         let rate = try #require(fresh["perSecond"] as? [String: Double])
-        #expect(rate == ["spans": 10.0, "metricPoints": 0.0, "logRecords": 0.5])
+        #expect(rate == ["spans": 30.0, "metricPoints": 0.0, "logRecords": 1.5])
         let history = try #require(fresh["history"] as? [Int])
-        #expect(history.count == 60 && history.reduce(0, +) == 630 && history.suffix(2).reduce(0, +) == 630, "in the newest slot")
+        #expect(history.count == 60 && history.reduce(0, +) == 630 && history.suffix(4).reduce(0, +) == 630, "in one of the newest slots")
         let laterMinute = try self.feed(registry, at: now + 65_000_000_000)
         #expect((laterMinute["perSecond"] as? [String: Double])?["spans"] == 0.0, "out of the last minute")
         #expect((laterMinute["history"] as? [Int])?.reduce(0, +) == 630, "still in the ten minutes")
         let muchLater = try self.feed(registry, at: now + 11 * 60_000_000_000)
         #expect((muchLater["history"] as? [Int])?.reduce(0, +) == 0, "aged out")
+    }
+
+    @Test("a service sending for long has its rate over the last minute: six slots over the time they cover")
+    func steadyRate() {
+        var history = ActivityHistory()
+        let start: Int64 = 1_000_000 * ActivityHistory.slotNanoseconds
+        // 100 spans a second for five minutes, one add a second.
+        for second in 0..<300 { history.add(.traces, 100, at: start + Int64(second) * 1_000_000_000) }
+        let now = start + 299 * 1_000_000_000 + 500_000_000
+        let rate = history.perSecond(at: now).x
+        #expect(abs(rate - 100) < 3, "\(rate)")
     }
 }

@@ -40,9 +40,9 @@ public protocol IngestObserver: Sendable {
     /// whether it was seen recently (one lock for a whole request).
     func withDuplicateCheck<Result>(_ body: (_ seenBefore: (UInt64) -> Bool) -> Result) -> Result
 
-    /// A request whose data the pipeline kept.
-    func accepted(signal: Signal, via: IngestProtocol, wrongPort: Bool, resources: [ResourceObservation])
+    /// A request whose data the pipeline kept; `port` is the one it came in on.
+    func accepted(signal: Signal, via: IngestProtocol, port: Int, wrongPort: Bool, resources: [ResourceObservation])
 
     /// A decoded request that was answered with an error.
-    func refused(signal: Signal, via: IngestProtocol, wrongPort: Bool, resources: [ResourceObservation])
+    func refused(signal: Signal, via: IngestProtocol, port: Int, wrongPort: Bool, resources: [ResourceObservation])
 }

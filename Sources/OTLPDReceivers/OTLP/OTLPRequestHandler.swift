@@ -368,7 +368,7 @@ package final class OTLPRequestHandler: RequestHandler {
         guard self.memory.hold(extraBytes) else {
             counters.refused.add(items, for: signal)
             if let sighting {
-                self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources)
+                self.observer?.refused(signal: signal, via: ingest, port: head.client.localPort, wrongPort: wrongPort, resources: sighting.resources)
                 service = sighting.serviceNames
             }
             throw .retryable(Self.overloadedMessage, after: self.memory.retryAfter)
@@ -381,7 +381,7 @@ package final class OTLPRequestHandler: RequestHandler {
         } catch {
             (error.isRetryable ? counters.refused : counters.failed).add(items, for: signal)
             if let sighting {
-                self.observer?.refused(signal: signal, via: ingest, wrongPort: wrongPort, resources: sighting.resources)
+                self.observer?.refused(signal: signal, via: ingest, port: head.client.localPort, wrongPort: wrongPort, resources: sighting.resources)
                 service = sighting.serviceNames
             }
             throw error
@@ -391,7 +391,7 @@ package final class OTLPRequestHandler: RequestHandler {
             // Span fingerprints are remembered only once the data is kept, so a
             // client retrying a refused request is not taken for a twice-initialised SDK.
             kept.countDuplicates(observer)
-            observer.accepted(signal: signal, via: ingest, wrongPort: wrongPort, resources: kept.resources)
+            observer.accepted(signal: signal, via: ingest, port: head.client.localPort, wrongPort: wrongPort, resources: kept.resources)
         }
         return delivered
     }

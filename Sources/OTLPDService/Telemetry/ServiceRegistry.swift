@@ -20,6 +20,8 @@ public final class ServiceRegistry: IngestObserver {
         public var sdkLanguage: String?
         public var sdkVersion: String?
         public var protocols: Set<IngestProtocol> = []
+        /// The ports its data came in on (a few at most).
+        public var ports: Set<Int> = []
         /// Some of its data came in on the port meant for the other protocol.
         public var wrongPort = false
         public var instances: Set<String> = []
@@ -63,7 +65,7 @@ public final class ServiceRegistry: IngestObserver {
         self.duplicates.withCheck(body)
     }
 
-    public func accepted(signal: Signal, via: IngestProtocol, wrongPort: Bool, resources: [ResourceObservation]) {
+    public func accepted(signal: Signal, via: IngestProtocol, port: Int, wrongPort: Bool, resources: [ResourceObservation]) {
         let now = Timestamp.nowNanoseconds()
         var warnings: [(String, Int)] = []
         self.state.withLock { state in
@@ -79,6 +81,7 @@ public final class ServiceRegistry: IngestObserver {
                     if let language = resource.sdkLanguage { entry.sdkLanguage = language }
                     if let version = resource.sdkVersion { entry.sdkVersion = version }
                     entry.protocols.insert(via)
+                    if entry.ports.count < 8 { entry.ports.insert(port) }
                     entry.wrongPort = entry.wrongPort || wrongPort
                     if let instance = resource.serviceInstanceID, entry.instances.count < self.maxInstances {
                         entry.instances.insert(instance)
@@ -101,7 +104,7 @@ public final class ServiceRegistry: IngestObserver {
         }
     }
 
-    public func refused(signal: Signal, via: IngestProtocol, wrongPort: Bool, resources: [ResourceObservation]) {
+    public func refused(signal: Signal, via: IngestProtocol, port: Int, wrongPort: Bool, resources: [ResourceObservation]) {
         let now = Timestamp.nowNanoseconds()
         self.state.withLock { state in
             var seen = Set<String>()
@@ -110,6 +113,7 @@ public final class ServiceRegistry: IngestObserver {
                     entry.errors += 1
                     entry.lastSeen = now
                     entry.protocols.insert(via)
+                    if entry.ports.count < 8 { entry.ports.insert(port) }
                     entry.wrongPort = entry.wrongPort || wrongPort
                 }
             }
@@ -151,6 +155,7 @@ public final class ServiceRegistry: IngestObserver {
             out += ",\"lastSeen\":\(Self.quote(entry.lastSeen > 0 ? Timestamp.iso8601(nanoseconds: entry.lastSeen) : ""))"
             out += ",\"sdk\":{\"language\":\(entry.sdkLanguage.map(Self.quote) ?? "null"),\"version\":\(entry.sdkVersion.map(Self.quote) ?? "null")}"
             out += ",\"protocols\":[\(entry.protocols.map(\.rawValue).sorted().map(Self.quote).joined(separator: ","))]"
+            out += ",\"ports\":[\(entry.ports.sorted().map(String.init).joined(separator: ","))]"
             out += ",\"wrongPort\":\(entry.wrongPort)"
             out += ",\"instances\":\(entry.instances.count)"
             out += ",\"duplicateSpans\":\(entry.duplicateSpans),\"errors\":\(entry.errors)"
