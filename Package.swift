@@ -182,7 +182,7 @@ let package = Package(
         ),
         .testTarget(name: "OTLPDConfigTests", dependencies: ["OTLPDConfig", "OTLPDCore"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "OTLPDServiceTests", dependencies: ["OTLPDService", "OTLPDConfig", "OTLPDCore", "OTLPDTestSupport", logging, nioPosix],
+            name: "OTLPDServiceTests", dependencies: ["OTLPDService", "OTLPDConfig", "OTLPDCore", "OTLPDTestSupport", logging, nioCore, nioPosix],
             swiftSettings: swiftSettings),
         .testTarget(name: "OTLPDCoreTests", dependencies: ["OTLPDCore", "OTLPDTestSupport"], swiftSettings: swiftSettings),
         .testTarget(

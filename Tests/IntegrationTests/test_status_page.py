@@ -1,9 +1,12 @@
 """The live status page at GET / of the self-telemetry address: served from
 the binary under a Content-Security-Policy that allows only this address,
-its script and style beside it, and the feed it polls (/services) with the
-process's own health. (The page in a real browser comes with issue 13's
-browser test.)"""
+its script and style beside it, the JSON it reads (/services) with the
+process's own health, and its live feed (/events, Server-Sent Events) over
+HTTP/1.1 and HTTP/2 with its cap. The page in a real browser is
+test_status_page_browser.py."""
 import json
+import subprocess
+import time
 
 import grpc
 
@@ -81,3 +84,55 @@ def test_health_names_the_config_and_the_last_reload(otlpd, tmp_path):
     process = json.loads(curl(daemon.telemetry_url("/services"), workdir=tmp_path).body)["otlpd"]
     assert process["lastReload"]["result"].startswith("the config is invalid; the running config stays")
     assert daemon.stop() == 0
+
+
+def read_events(url: str, seconds: float, *extra: str) -> tuple[list[dict], str]:
+    """The `status` events curl receives in `seconds`, and the raw stream."""
+    run = subprocess.run(["curl", "-sN", "--max-time", str(seconds), *extra, url], capture_output=True)
+    text = run.stdout.decode()
+    events = [json.loads(block.split("data: ", 1)[1]) for block in text.split("\n\n") if "event: status\ndata: " in block]
+    return events, text
+
+
+def test_the_live_feed_over_both_http_versions_and_its_cap(otlpd, tmp_path):
+    config = base_config(tmp_path)
+    config["service"]["telemetry"]["metrics"]["max_feed_clients"] = 2
+    daemon = otlpd.start(config)
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        grpc_export(channel, trace_request("checkout", 3))
+    url = daemon.telemetry_url("/events")
+    head = curl("-i", "--max-time", "1.5", "-N", url, workdir=tmp_path)
+    assert head.header("content-type") == "text/event-stream" and head.header("transfer-encoding") == "chunked"
+    for version in ([], ["--http2-prior-knowledge"]):
+        events, text = read_events(url, 2.6, *version)
+        assert text.startswith("retry: 1000\nevent: status\ndata: {"), text[:80]
+        # The first at once, then one a second.
+        assert 3 <= len(events) <= 4, (version, len(events))
+        assert [s["name"] for s in events[-1]["services"]] == ["checkout"] and events[-1]["services"][0]["spans"] == 3
+        assert set(events[-1]) >= {"services", "exporters", "pipelines", "otlpd", "refusals"}
+
+    # Two hold the feed; a third is refused with 503, a reason, and a log line naming it.
+    holders = [subprocess.Popen(["curl", "-sN", url], stdout=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        wait_until(lambda: json.loads(curl(daemon.telemetry_url("/services"), workdir=tmp_path).body)["otlpd"]["feedClients"] == 2,
+                   5, "two feed clients")
+        third = curl("-i", url, workdir=tmp_path)
+        assert third.statuses == [503] and third.header("retry-after") == "10"
+        assert b"max_feed_clients" in third.body and b"poll /services" in third.body
+        refused = daemon.logs_matching("status feed refused")
+        assert len(refused) == 1 and refused[0].fields["client"].startswith("127.0.0.1:") and "2 clients already" in refused[0].fields["reason"]
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+    # Their places are given back when they go.
+    wait_until(lambda: json.loads(curl(daemon.telemetry_url("/services"), workdir=tmp_path).body)["otlpd"]["feedClients"] == 0,
+               5, "the feed clients gone")
+    events, _ = read_events(url, 1.2)
+    assert events, "a place again"
+    # A stop ends the open feeds at once.
+    holder = subprocess.Popen(["curl", "-sN", url], stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert daemon.stop() == 0 and time.monotonic() - started < 3
+    assert holder.wait(timeout=3) == 0, "the stream ended cleanly (the last chunk sent)"

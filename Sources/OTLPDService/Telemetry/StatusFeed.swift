@@ -6,8 +6,8 @@ import Synchronization
 /// made once per tick for all subscribers, and only while there are any;
 /// at most `maxClients` subscribe at once. A subscriber that does not read
 /// keeps only the newest event.
-final class StatusFeed: Sendable {
-    let maxClients: Int
+package final class StatusFeed: Sendable {
+    package let maxClients: Int
     let interval: Duration
     /// The JSON of one event, given the number of subscribers.
     private let snapshot: @Sendable (Int) -> String
@@ -20,16 +20,16 @@ final class StatusFeed: Sendable {
         var closed = false
     }
 
-    init(maxClients: Int, interval: Duration = .seconds(1), snapshot: @escaping @Sendable (Int) -> String) {
+    package init(maxClients: Int, interval: Duration = .seconds(1), snapshot: @escaping @Sendable (Int) -> String) {
         self.maxClients = maxClients
         self.interval = interval
         self.snapshot = snapshot
     }
 
-    var clientCount: Int { self.state.withLock { $0.clients.count } }
+    package var clientCount: Int { self.state.withLock { $0.clients.count } }
 
     /// A new subscriber's events, the first at once; nil when `maxClients` are subscribed (or the feed is closed).
-    func subscribe() -> AsyncStream<ByteBuffer>? {
+    package func subscribe() -> AsyncStream<ByteBuffer>? {
         let (events, continuation) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(1))
         let subscription = self.state.withLock { state -> (id: Int, startTicker: Bool)? in
             guard !state.closed, state.clients.count < self.maxClients else { return nil }
@@ -65,7 +65,7 @@ final class StatusFeed: Sendable {
     }
 
     /// Ends every subscriber's stream (the connections close) and takes no more.
-    func close() {
+    package func close() {
         let clients = self.state.withLock { state in
             state.closed = true
             return Array(state.clients.values)

@@ -6,7 +6,7 @@ import Synchronization
 /// the senders, the forwarding exporters, the running pipelines, the
 /// latest refusals and otlpd's health. Served whole at `/services` and
 /// pushed by `/events`.
-final class StatusReport: Sendable {
+package final class StatusReport: Sendable {
     let telemetry: SelfTelemetry
     let services: ServiceRegistry
     let memory: MemoryGuard
@@ -15,7 +15,7 @@ final class StatusReport: Sendable {
     /// The config it runs and how the last reload went.
     let lifecycle = Mutex(Lifecycle())
     /// The pipelines running now.
-    let graph = Mutex<PipelineGraph?>(nil)
+    private let graph = Mutex<PipelineGraph?>(nil)
 
     struct Lifecycle: Sendable {
         var config = ""
@@ -25,17 +25,22 @@ final class StatusReport: Sendable {
     /// `service.telemetry.metrics.max_feed_clients`.
     let maxFeedClients: Int
 
-    init(telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, maxFeedClients: Int) {
+    package init(telemetry: SelfTelemetry, services: ServiceRegistry, memory: MemoryGuard, maxFeedClients: Int) {
         self.maxFeedClients = maxFeedClients
         self.telemetry = telemetry
         self.services = services
         self.memory = memory
     }
 
+    /// The pipelines now running (at the start and after each reload).
+    package func running(_ graph: PipelineGraph) {
+        self.graph.withLock { $0 = graph }
+    }
+
     /// Everything the status page shows, as one JSON object: the senders, the
     /// forwarding exporters, the pipelines, otlpd's health, the refusals.
     /// `feedClients`: the live feed's subscribers now.
-    func json(feedClients: Int) -> String {
+    package func json(feedClients: Int) -> String {
         var json = self.services.json()
         json.removeLast()  // the closing brace: the rest goes in the same object
         json += ",\"exporters\":\(ExporterStatusView.json(self.telemetry.exporterStatus.snapshot()))"

@@ -39,7 +39,7 @@ public final class TelemetryServer: Sendable {
 
     /// The pipelines now running (at the start and after each reload), for the status page.
     public func running(_ graph: PipelineGraph) {
-        self.handler.report.graph.withLock { $0 = graph }
+        self.handler.report.running(graph)
     }
 
     /// A reload finished: `result` says how ("reloaded", or why the running config stayed).
