@@ -137,11 +137,9 @@ public final class ServiceRegistry: IngestObserver {
 
     /// Every service, by name; `other` last when services beyond the cap sent data.
     public func snapshot() -> [Entry] {
-        self.state.withLock { state in
-            var entries = state.entries.values.sorted { $0.name < $1.name }
-            if state.other.lastSeen > 0 { entries.append(state.other) }
-            return entries
-        }
+        // Copied under the lock the receivers take per request (the entries' storage is shared, not copied); sorted after.
+        let (entries, other) = self.state.withLock { state in (Array(state.entries.values), state.other) }
+        return entries.sorted { $0.name < $1.name } + (other.lastSeen > 0 ? [other] : [])
     }
 
     /// `/services`: the snapshot as JSON.
