@@ -79,6 +79,9 @@ class Scenario:
     # A persistent queue: otlpd's otlp_grpc exporter keeps it in this file_storage folder (fsync on), wiped
     # before each run. rotel has none: it forwards from memory as in the plain forwarding scenario.
     queue_dir: str | None = None
+    # The status page's live feed: otlpd (not its baseline, not rotel) has this many clients reading
+    # /events on its self-telemetry address for the whole run (bench/feed_clients.py).
+    feed_clients: int = 0
 
     @property
     def unit(self):
@@ -88,6 +91,13 @@ class Scenario:
 def baseline_name(processors):
     """The label of otlpd run as a scenario's baseline: its processor list."""
     return f"otlpd [{processors}]"
+
+
+def collector_label(scenario, name):
+    """How a collector's rows are labelled: otlpd with feed clients says so."""
+    if name == "otlpd" and scenario.feed_clients:
+        return f"otlpd [{scenario.otlpd_processors}] + {scenario.feed_clients} feed clients"
+    return name
 
 SCENARIOS = [
     Scenario(1, "grpc-512", "gRPC, 512-span traces → otlpd [batch] → nop / rotel blackhole", "traces", "traces-512",
@@ -112,6 +122,9 @@ SCENARIOS = [
     Scenario(10, "forward-disk", "gRPC, 512-span traces → otlpd [batch] → otlp_grpc with a persistent queue "
              "(file_storage, fsync, repo disk) / rotel otlp (in memory: no persistent queue) → sink",
              "traces", "traces-512", "grpc", 4, 10, forward="none", queue_dir=QUEUE_DIR),
+    Scenario(11, "status-page", "gRPC, 512-span traces → otlpd [batch] → nop with 16 status-page feed clients on "
+             "/events vs without / rotel blackhole", "traces", "traces-512", "grpc", 4, 10,
+             baseline_processors="batch", feed_clients=16),
 ]
 
 # The attributes scenario's actions: tag, redact and drop, each on every span
@@ -149,6 +162,7 @@ class Run:
     syncs: int | None = None          # fsync + fdatasync calls strace counted (the extra strace pass only)
     commits: int | None = None        # the queue's group commits in the window (otlpd_exporter_queue_syncs_total)
     sync_window: float = 0.0          # seconds strace was attached
+    feed_events: list | None = None   # events each feed client got in the window (the status-page scenario)
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
@@ -566,6 +580,93 @@ def accepted_at(port):
     return sum(value for name, value in metric_samples(port) if name.startswith("otelcol_receiver_accepted_spans_total"))
 
 
+# ---------------------------------------------------------------- the status page's feed clients
+
+class FeedClients:
+    """bench/feed_clients.py in a process of its own on LOAD_CPU: `count` clients reading otlpd's
+    /events (the status page's live feed) from before the warm-up until stop() after the window."""
+
+    def __init__(self, port, count, seconds):
+        self.port, self.count, self.seconds = port, count, seconds
+        self.proc, self.attached, self.summary = None, None, None
+        self.problems, self.early = [], ""   # early: what start() read that was not the attached line
+
+    def start(self, timeout=15):
+        """Returns once every client has its first event; raises RuntimeError if they do not."""
+        import select
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", LOAD_CPU, sys.executable, os.path.join(BENCH_DIR, "feed_clients.py"),
+             "--port", str(self.port), "--clients", str(self.count), "--seconds", str(self.seconds)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if line.startswith("attached "):
+            self.attached = float(line.split()[1])
+            return
+        self.early = line
+        self.stop()
+        detail = "; ".join(self.problems) or line.strip()[:300] or f"nothing within {timeout} s"
+        raise RuntimeError(f"{self.count} feed clients did not attach to /events: {detail}")
+
+    def stop(self):
+        """Ends the clients (SIGTERM) and reads their summary; idempotent."""
+        if self.proc is None or self.summary is not None:
+            return self.summary
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        lines = [line for line in (self.early + out).splitlines() if line.startswith("{")]
+        try:
+            self.summary = json.loads(lines[-1]) if lines else {}
+        except ValueError:
+            self.summary = {}
+        if not self.summary:
+            self.problems.append(f"feed clients printed no summary (exit {self.proc.returncode}): {err.strip()[-300:]}")
+        elif self.summary.get("error"):
+            self.problems.append(f"feed clients: {self.summary['error']}")
+        for number, client in enumerate(self.summary.get("clients", []), 1):
+            if client.get("error"):
+                self.problems.append(f"feed client {number}: {client['error']}")
+        return self.summary
+
+    def check(self, run, start, end):
+        """Every client read events all through the window [start, end] (time.monotonic, the clock the
+        clients stamp their events with), each valid JSON, and otlpd counted all of them as subscribers."""
+        run.problems.extend(self.problems)
+        clients = (self.summary or {}).get("clients", [])
+        if len(clients) != self.count:
+            run.problems.append(f"feed clients: {len(clients)} reported, {self.count} started")
+            return
+        least = max(1, math.floor(end - start) - 2)   # an event a second; some slack at the edges
+        run.feed_events = [sum(start <= t <= end for t in c["times"]) for c in clients]
+        short = [(n, e) for n, e in enumerate(run.feed_events, 1) if e < least]
+        if short:
+            run.problems.append(f"feed clients got too few events in the {end - start:.1f} s window (want ≥ {least}): "
+                                + ", ".join(f"client {n}: {e}" for n, e in short))
+        invalid = sum(c["invalid"] for c in clients)
+        if invalid:
+            run.problems.append(f"feed clients: {invalid} event(s) whose data was not the status JSON")
+        # The first event of each is made as it subscribes (counting those before it); the others once
+        # everyone is on. Events from half a second after all had attached must count them all.
+        settled = [fc for c in clients for t, fc in zip(c["times"], c["feedClients"]) if t >= self.attached + 0.5]
+        wrong = sorted({fc for fc in settled if fc != self.count})
+        if not settled:
+            run.problems.append("feed clients: no event after all had attached, feedClients unchecked")
+        elif wrong:
+            run.problems.append(f"feed clients: otlpd's feedClients was {wrong}, not {self.count}, during the run")
+        total = [c["events"] for c in clients]
+        run.notes.append(
+            f"{self.count} feed clients on /events: {min(run.feed_events)}–{max(run.feed_events)} events each in the "
+            f"{end - start:.1f} s window, {min(total)}–{max(total)} over the "
+            f"{self.summary['stopped'] - self.attached:.1f} s attached; feedClients "
+            f"{'/'.join(map(str, sorted(set(settled)))) or '?'} in {len(settled)} events; "
+            f"{sum(c['bytes'] for c in clients) / 1024:.0f} KiB read")
+
+
 # ---------------------------------------------------------------- the checking client
 
 class Checker(threading.Thread):
@@ -693,9 +794,11 @@ def parse_h2load_log(run, log_path, threshold_us):
 def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None, trace_syncs=False):
     """One pass. trace_syncs: attach strace to otlpd for the window to count its fsyncs (an extra pass:
     ptrace stops otlpd at every system call, so its other figures are not comparable)."""
-    label = collector_name if file_dir is None or file_dir == SHM_DIR else "otlpd (disk)"
+    label = collector_label(scenario, collector_name) if file_dir is None or file_dir == SHM_DIR else "otlpd (disk)"
     if trace_syncs:
         label = "otlpd (strace)"
+    # The status page's live feed: clients on otlpd's /events from before the warm-up to after the window.
+    feed = None
     run = Run(scenario.key, label, pass_no, args.duration, items_per_request=counts[scenario.payload])
     workdir = tempfile.mkdtemp(prefix=f"otlpd-bench-{scenario.key}-{collector_name}-")
     grpc_port, http_port = free_port(), free_port()
@@ -718,6 +821,9 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None, trac
             os.makedirs(queue_dir)
         collector = otlpd_collector(args.otlpd_copy, workdir, grpc_port, http_port, telemetry_port,
                                     exporter, file_path, processors, queue_dir)
+        if scenario.feed_clients and collector_name == "otlpd":
+            # --seconds is only a backstop: stop() ends them right after the window.
+            feed = FeedClients(telemetry_port, scenario.feed_clients, args.warmup + args.duration + 180)
     else:
         queue_dir = None
         if scenario.forward:
@@ -738,6 +844,8 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None, trac
         if sink:
             sink.start([sink_port])
         collector.start([grpc_port, http_port])
+        if feed:
+            feed.start()   # otlpd is ready; h2load (and its warm-up) starts once every client has its first event
         checker.start()
         launch_us = time.time_ns() // 1000
         h2 = subprocess.Popen(h2load_argv(scenario, port, args.warmup, args.duration, log_path),
@@ -784,6 +892,8 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None, trac
         finally:
             killer.cancel()
             checker.go.set()
+            if feed:
+                feed.stop()
             if strace:
                 if strace.poll() is None and "end" not in marks:
                     strace.send_signal(signal.SIGINT)
@@ -820,6 +930,11 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None, trac
                 run.notes.append(f"{run.steal:.0f} % of the window was stolen by the hypervisor")
         else:
             run.problems.append("h2load's main-phase start/end lines were not seen: no CPU figures")
+        if feed:
+            if "start" in marks and "end" in marks:
+                feed.check(run, marks["start"][0], marks["end"][0])
+            else:
+                run.problems.extend(feed.problems)
         parse_h2load_summary(run, lines)
         parse_h2load_log(run, log_path, launch_us + int(args.warmup * 1e6))
         checker.join(timeout=30)
@@ -844,6 +959,8 @@ def one_run(scenario, collector_name, pass_no, args, counts, file_dir=None, trac
     except RuntimeError as error:
         run.problems.append(str(error))
     finally:
+        if feed:
+            feed.stop()   # before otlpd: its shutdown ending the feed is not the clients' failure
         collector.stop()
         if sink:
             sink.stop()
@@ -938,6 +1055,9 @@ def summarize(runs):
         if runs and median([r.rate for r in runs]) else float("nan"),
         "passes": len(runs),
         "items": runs[0].items_per_request if runs else 0,
+        # The fewest and most events a feed client got in a window, over the passes (status-page scenario).
+        "feed_events": (min(e for r in runs for e in r.feed_events), max(e for r in runs for e in r.feed_events))
+        if runs and all(r.feed_events for r in runs) else None,
     }
 
 
@@ -1069,6 +1189,21 @@ def check_targets(results):
                  f"{fmt(o['disk_per_item'], 0)} B to disk per span answered")
     else:
         lines.append("SKIP  persistent-queue target: scenario not run")
+    s = results.get("status-page", {})
+    o, base = s.get("otlpd"), s.get(baseline_name("batch"))
+    if o and base:
+        # rotel's row is there for reference; its failures do not touch this otlpd-to-otlpd ratio.
+        valid = not (o["problems"] or base["problems"])
+        q = ratio(o["cpu_per_million"], base["cpu_per_million"])
+        events = o["feed_events"]
+        clients = next(scn.feed_clients for scn in SCENARIOS if scn.key == "status-page")
+        at_most(f"status page: otlpd [batch] CPU-s per M spans with {clients} feed clients on /events ≤ 1.05× "
+                "without (passes in turn)", q, 1.05,
+                f"{o['cpu_per_million']:.3f} vs {base['cpu_per_million']:.3f} CPU-s/M, ratio {q:.3f}; "
+                f"{fmt(o['rate'])} vs {fmt(base['rate'])} spans/s; "
+                + (f"{events[0]}–{events[1]} events per client in each window" if events else "feed events not counted"))
+    else:
+        lines.append("SKIP  status-page target: scenario not run")
     return lines
 
 
@@ -1133,7 +1268,7 @@ def report(args, machine, scenarios, all_runs, results, targets):
             if not s:
                 continue
             title = scn.title if name == "otlpd" else ""
-            coll = name if name != "otlpd (disk)" else "otlpd, file on repo disk (disk-bound, 1 pass)"
+            coll = collector_label(scn, name) if name != "otlpd (disk)" else "otlpd, file on repo disk (disk-bound, 1 pass)"
             queue = ""
             if scn.queue_dir and name == "otlpd":
                 queue = f"{fmt(s['disk_per_item'], 0)} · {fmt(s['commits_per_s'], 0)}"
@@ -1151,6 +1286,17 @@ def report(args, machine, scenarios, all_runs, results, targets):
                        f"{ratio(o['cores'], r['cores']):.2f}× | **{ratio(o['cpu_per_million'], r['cpu_per_million']):.3f}×** "
                        f"| {ratio(o['rss_mib'], r['rss_mib']):.2f}× | {ratio(o['p50_ms'], r['p50_ms']):.3f}× "
                        f"| {ratio(o['p99_ms'], r['p99_ms']):.3f}× | | | | | |")
+        base = res.get(baseline_name(scn.baseline_processors)) if scn.baseline_processors is not None else None
+        if scn.feed_clients and o and base:
+            out.append(f"| | | **with feed / without** | {ratio(o['rate'], base['rate']):.3f}× | "
+                       f"{ratio(o['cores'], base['cores']):.3f}× | **{ratio(o['cpu_per_million'], base['cpu_per_million']):.3f}×** "
+                       f"| {ratio(o['rss_mib'], base['rss_mib']):.2f}× | {ratio(o['p50_ms'], base['p50_ms']):.3f}× "
+                       f"| {ratio(o['p99_ms'], base['p99_ms']):.3f}× | | | | | |")
+            row_notes.append(f"{scn.number} `{scn.key}`: {scn.feed_clients} clients (bench/feed_clients.py, on CPU "
+                             f"{LOAD_CPU}) read otlpd's `/events` from before the warm-up to after the window, every "
+                             f"event parsed; {baseline_name(scn.baseline_processors)} is the same otlpd with none, run "
+                             "in turn with it. **with feed / without** is the cost of the status page's live feed "
+                             "on the data path.")
         if scn.queue_dir:
             row_notes.append(queue_note(scn, res))
     out.append("")
@@ -1209,9 +1355,14 @@ def main():
     parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                         help="before each run, wait up to this long for both CPUs to be idle (a shared machine)")
     parser.add_argument("--no-disk", action="store_true", help="skip the extra disk-bound file row")
+    parser.add_argument("--passes", type=int, metavar="N",
+                        help="passes per collector (default 2, --quick 1): more narrow a ratio the VM's noise blurs")
     args = parser.parse_args()
 
-    args.warmup, args.duration, args.passes = (1, 3, 1) if args.quick else (3, 12, 2)
+    args.warmup, args.duration, passes = (1, 3, 1) if args.quick else (3, 12, 2)
+    args.passes = args.passes or passes
+    if args.passes < 1:
+        parser.error("--passes must be at least 1")
     scenarios = select_scenarios(args.scenarios)
     args.otlpd = os.path.abspath(args.otlpd)
     if not os.access(args.otlpd, os.X_OK):
@@ -1266,7 +1417,12 @@ def main():
                 ("otlpd", baseline_name(scn.baseline_processors), "rotel")
             by_collector = {name: [] for name in names}
             for pass_no in range(1, args.passes + 1):
-                for name in names:
+                order = names
+                if scn.feed_clients and pass_no % 2 == 0:
+                    # With and without the feed swap places every other pass (F B R, B F R): a steady drift
+                    # of the VM's speed then weighs on both alike, which a 5 % margin needs.
+                    order = (names[1], names[0], *names[2:])
+                for name in order:
                     file_dir = SHM_DIR if (name == "otlpd" and scn.otlpd_exporter == "file") else None
                     run = one_run(scn, name, pass_no, args, counts, file_dir)
                     by_collector[name].append(run)
@@ -1275,7 +1431,9 @@ def main():
                         + ("" if run.mean_batch != run.mean_batch else f"mean batch {run.mean_batch:.0f}, ") +
                         f"{run.cpu_per_million:.3f} CPU-s/M, RSS {run.rss_mib:.1f} MiB, "
                         f"p50/p99 {run.p50_ms:.2f}/{run.p99_ms:.2f} ms, h2load {run.loadgen_cores:.2f} cores, "
-                        f"checks {run.checks_ok}/{run.checks_total}" + (" FAILED: " + "; ".join(run.problems)
+                        f"checks {run.checks_ok}/{run.checks_total}"
+                        + (f", feed events {min(run.feed_events)}–{max(run.feed_events)} per client" if run.feed_events else "")
+                        + (" FAILED: " + "; ".join(run.problems)
                                                                          if run.problems else ""))
             results[scn.key] = {name: summarize(runs) for name, runs in by_collector.items()}
             if scn.otlpd_exporter == "file" and not args.no_disk:
