@@ -14,6 +14,8 @@ public enum HTTP2Refusal: Sendable, Equatable {
 public protocol HTTP2BodyAccount: AnyObject, Sendable {
     func hold(_ bytes: Int) -> Bool
     func release(_ bytes: Int)
+    /// Whether a body of `bytes` (announced, not yet arrived) could be held now.
+    func hasRoom(for bytes: Int) -> Bool
 }
 
 /// What the layer above provides to a server connection: body limits, and
@@ -69,15 +71,21 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
     private var outputPending = false
     /// How long to wait for the PING answer before the final GOAWAY.
     private let drainTimeout: TimeAmount
+    /// How long a request's body may make no progress before its stream is reset (a slow-body client).
+    private let stallTimeout: TimeAmount
+    private var stallTimer: Scheduled<Void>?
     /// The readers of live bodies, by stream: cancelled when their stream or the connection closes.
     private var liveBodies: [Int32: Task<Void, Never>] = [:]
     /// Bytes of a live body that may wait for a peer that does not read; pieces past it are dropped.
     static let liveBodyBacklog = 256 * 1024
 
-    public init(settings: HTTP2ServerSettings, delegate: any HTTP2ServerDelegate, drainTimeout: TimeAmount = .seconds(1)) {
+    public init(
+        settings: HTTP2ServerSettings, delegate: any HTTP2ServerDelegate, drainTimeout: TimeAmount = .seconds(1), stallTimeout: TimeAmount = .seconds(10)
+    ) {
         self.settings = settings
         self.delegate = delegate
         self.drainTimeout = drainTimeout
+        self.stallTimeout = stallTimeout
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -86,6 +94,8 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
             let session = try NGHTTP2ServerSession(settings: self.settings)
             session.policy = self.policy
             session.account = self.delegate.bodyAccount
+            let eventLoop = context.eventLoop
+            session.clock = { eventLoop.now.uptimeNanoseconds }
             self.session = session
         } catch {
             self.delegate.connectionFailed(error)
@@ -97,6 +107,8 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
+        self.stallTimer?.cancel()
+        self.stallTimer = nil
         self.context = nil
         self.session = nil
         for task in self.liveBodies.values { task.cancel() }
@@ -126,6 +138,8 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
     public func channelReadComplete(context: ChannelHandlerContext) {
         self.inReadBurst = false
         if self.outputPending { self.flushOutput() }
+        // A request body still incomplete at the end of a read: watch that it keeps coming.
+        if self.stallTimer == nil, self.session?.awaitsRequestBodies == true { self.watchStalls(after: self.stallTimeout, eventLoop: context.eventLoop) }
         context.fireChannelReadComplete()
     }
 
@@ -207,6 +221,27 @@ public final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHa
             handler.value.liveBodies.removeValue(forKey: id)
             handler.value.session?.finishResponseBody(id)
             handler.value.written()
+        }
+    }
+
+    /// Resets the streams whose request body stopped coming, with one line for the connection.
+    private func watchStalls(after delay: TimeAmount, eventLoop: any EventLoop) {
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        self.stallTimer = eventLoop.scheduleTask(in: delay) {
+            let this = handler.value
+            this.stallTimer = nil
+            guard let session = this.session else { return }
+            let limit = UInt64(this.stallTimeout.nanoseconds)
+            let (stalled, next) = session.stalledRequests(limit: limit)
+            if !stalled.isEmpty {
+                for id in stalled { session.resetStream(id, .cancel) }
+                let streams = stalled.count == 1 ? "stream \(stalled[0])" : "\(stalled.count) streams"
+                this.delegate.connectionFailed(
+                    NGHTTP2Error(
+                        code: 0, operation: "\(streams) sent no more of the request body for \(Duration.nanoseconds(Int64(limit))); reset (CANCEL)"))
+                this.flushOutput()
+            }
+            if let next { this.watchStalls(after: .nanoseconds(Int64(next)), eventLoop: eventLoop) }
         }
     }
 

@@ -76,6 +76,10 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
         var trailers: [HTTPHeaderField]?
         /// A body that goes on (a live feed): when it runs dry, the stream waits for more instead of ending.
         var streaming = false
+        /// The request's END_STREAM came (its body is whole).
+        var requestEnded = false
+        /// When the request last made progress (its head, a piece of its body), in uptime nanoseconds.
+        var lastProgress: UInt64 = 0
         /// Body bytes counted in `account`: from arrival until the stream is gone,
         /// since the pipeline holds the body until the response.
         var held = 0
@@ -101,6 +105,17 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
     private(set) var sentErrors: [String] = []
     weak var policy: (any NGHTTP2StreamPolicy)?
     var account: (any HTTP2BodyAccount)?
+    /// Frames that carry nothing (WINDOW_UPDATE, PRIORITY, empty DATA) since `idleFramesSince`:
+    /// nghttp2 counts floods of the frames it must answer, not of these, which cost only reading.
+    private var idleFrames = 0
+    private var idleFramesSince: UInt64 = 0
+    /// Why this session ended itself (a flood of frames that carry nothing), for the log line.
+    private(set) var flood: String?
+    /// More than this many such frames within a second is a flood; a client sends a few per request.
+    static let idleFrameBudget = 10_000
+
+    /// Uptime nanoseconds, for a request's progress: the event loop's clock (virtual in tests).
+    var clock: () -> UInt64 = { NIODeadline.now().uptimeNanoseconds }
 
     init(settings: HTTP2ServerSettings) throws(NGHTTP2Error) {
         // Windows reopen when the pipeline has taken a request, not when bytes arrive.
@@ -117,7 +132,13 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
 
     /// Feeds bytes from the peer; returns the events they caused.
     func receive(_ buffer: ByteBuffer) throws(NGHTTP2Error) -> [NGHTTP2SessionEvent] {
-        try self.feed(buffer)
+        do {
+            try self.feed(buffer)
+        } catch {
+            // A flood this session found itself is said in its own words, not as a callback failure.
+            if let flood = self.flood { throw NGHTTP2Error(code: 0, operation: flood) }
+            throw error
+        }
         defer { self.events.removeAll(keepingCapacity: true) }
         return self.events
     }
@@ -195,6 +216,28 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
         nghttp2_session_resume_data(self.session, id)
     }
 
+    /// Whether a request's body is still awaited on some stream.
+    var awaitsRequestBodies: Bool {
+        self.streams.values.contains { !$0.requestEnded }
+    }
+
+    /// The streams whose request has made no progress for `limit` nanoseconds, and
+    /// how long until the next one would reach it (nil when no request is awaited).
+    func stalledRequests(limit: UInt64) -> (stalled: [Int32], nextCheckIn: UInt64?) {
+        let now = self.clock()
+        var stalled: [Int32] = []
+        var next: UInt64?
+        for (id, stream) in self.streams where !stream.requestEnded {
+            let quiet = now &- stream.lastProgress
+            if quiet >= limit {
+                stalled.append(id)
+            } else {
+                next = min(next ?? .max, limit - quiet)
+            }
+        }
+        return (stalled.sorted(), next)
+    }
+
     /// Stops a stream at once.
     func resetStream(_ id: Int32, _ code: HTTP2ErrorCode) {
         nghttp2_submit_rst_stream(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, code.rawValue)
@@ -225,6 +268,7 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
         if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
             let id = frame.pointee.hd.stream_id
             let stream = Stream(id: id, account: self.account)
+            stream.lastProgress = self.clock()
             self.streams[id] = stream
             self.lastStream = stream
         }
@@ -276,7 +320,7 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
                 } else if let length = stream.head.header("content-length").flatMap(Int.init) {
                     if length > stream.bodyLimit {
                         self.refuse(stream, .tooLarge)
-                    } else if !self.holdBody(stream, upTo: length) {
+                    } else if let account = stream.account, !account.hasRoom(for: length) {
                         self.refuse(stream, .overloaded)
                     } else {
                         stream.body.reserveCapacity(length)
@@ -285,15 +329,38 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
                 }
                 self.events.append(.requestHead(header.stream_id))
             }
+            if endStream { stream.requestEnded = true }
             if endStream && !stream.discarding { self.events.append(.requestEnd(header.stream_id)) }
         case NGHTTP2_DATA.rawValue:
-            if endStream, let stream = self.stream(header.stream_id), !stream.discarding {
-                self.events.append(.requestEnd(header.stream_id))
+            if endStream, let stream = self.stream(header.stream_id) {
+                stream.requestEnded = true
+                if !stream.discarding { self.events.append(.requestEnd(header.stream_id)) }
             }
         case NGHTTP2_PING.rawValue:
             if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { self.events.append(.pingAcknowledged) }
+        case NGHTTP2_WINDOW_UPDATE.rawValue:
+            return self.countIdleFrame("WINDOW_UPDATE")
+        case NGHTTP2_PRIORITY.rawValue:
+            return self.countIdleFrame("PRIORITY")
         default:
             break
+        }
+        if UInt32(header.type) == NGHTTP2_DATA.rawValue && header.length == 0 && !endStream { return self.countIdleFrame("empty DATA") }
+        return 0
+    }
+
+    /// Counts a frame that carries nothing; past the budget in a second, fails the session.
+    private func countIdleFrame(_ kind: String) -> Int32 {
+        self.idleFrames += 1
+        // The clock is read once per 1,024 such frames: a client's few cost nothing.
+        guard self.idleFrames & 1023 == 0 else { return 0 }
+        let now = self.clock()
+        if now &- self.idleFramesSince > 1_000_000_000 {
+            self.idleFramesSince = now
+            self.idleFrames = 0
+        } else if self.idleFrames >= Self.idleFrameBudget {
+            self.flood = "sent more than \(Self.idleFrameBudget) \(kind) and other empty frames within a second (a flood); connection closed"
+            return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
         }
         return 0
     }
@@ -305,6 +372,7 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
             return 0
         }
         stream.unconsumed += data.count
+        stream.lastProgress = self.clock()
         guard stream.body.readableBytes + data.count <= stream.bodyLimit else {
             self.refuse(stream, .tooLarge)
             return 0
@@ -324,9 +392,10 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
                 stream.sizeKnown = true
                 if size > stream.bodyLimit {
                     self.refuse(stream, .tooLarge)
-                } else if !self.holdBody(stream, upTo: size) {
+                } else if let account = stream.account, !account.hasRoom(for: size - stream.held) {
                     self.refuse(stream, .overloaded)
                 } else {
+                    // Allocated once; counted as it arrives, so a client that announces much and sends little holds little.
                     stream.body.reserveCapacity(size)
                 }
             }
@@ -334,8 +403,7 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
         return 0
     }
 
-    /// Counts a stream's body as `size` bytes (it is allocated up to that);
-    /// false when the account is full.
+    /// Counts a stream's body as `size` bytes (what has arrived); false when the account is full.
     private func holdBody(_ stream: Stream, upTo size: Int) -> Bool {
         guard size > stream.held, let account = stream.account else { return true }
         guard account.hold(size - stream.held) else { return false }

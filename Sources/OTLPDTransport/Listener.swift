@@ -171,8 +171,8 @@ public final class Listener: Sendable {
     public var openConnectionCount: Int { self.connections.count }
 }
 
-/// The handlers of one accepted connection: TLS if configured, then the
-/// sniffer that installs HTTP/2 (nghttp2) or HTTP/1.1.
+/// The handlers of one accepted connection: back-pressure, TLS if
+/// configured, then the sniffer that installs HTTP/2 (nghttp2) or HTTP/1.1.
 package enum ConnectionSetup {
     package static func install(
         on channel: any Channel,
@@ -185,6 +185,8 @@ package enum ConnectionSetup {
         let client = Self.client(of: channel, role: role, tls: sslContext != nil)
         let executor = EventLoopTaskExecutor(channel.eventLoop)
         let pipeline = channel.pipeline.syncOperations
+        // A client that does not read its answers stops being read from, so answers cannot pile up.
+        try pipeline.addHandler(BackPressureHandler())
         if let sslContext {
             try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
             try pipeline.addHandler(TLSErrorReporter(handler: handler, client: client))
@@ -192,7 +194,9 @@ package enum ConnectionSetup {
         try pipeline.addHandler(
             ProtocolSniffer(
                 makeHTTP2Handler: {
-                    HTTP2ServerHandler(settings: http2, delegate: HTTP2RequestBridge(handler: handler, client: client, executor: executor))
+                    HTTP2ServerHandler(
+                        settings: http2, delegate: HTTP2RequestBridge(handler: handler, client: client, executor: executor),
+                        stallTimeout: HTTP1HeadTimer.amount(http1.readHeader))
                 },
                 makeHTTP1Handler: { HTTP1ServerHandler(handler: handler, client: client, executor: executor, timeouts: http1) },
                 onPlaintextTLS: { handler.connectionFailed(client: client, reason: "sent a TLS handshake to a listener without TLS") },

@@ -142,6 +142,9 @@ public protocol RequestHandler: Sendable {
     /// that would pass the memory limit (the request is then `notAdmitted`).
     func hold(_ bytes: Int) -> Bool
     func release(_ bytes: Int)
+    /// Whether a body of `bytes` (announced, not yet arrived) could be held
+    /// now; false answers it with `notAdmitted` before it is read.
+    func hasRoom(for bytes: Int) -> Bool
     /// The answer to a request turned away at its head: without valid
     /// credentials (401 / UNAUTHENTICATED), or because otlpd holds too much
     /// (503 / UNAVAILABLE, with a retry delay).
@@ -152,5 +155,6 @@ extension RequestHandler {
     public func admit(_ head: ServerRequestHead) -> Bool { true }
     public func hold(_ bytes: Int) -> Bool { true }
     public func release(_ bytes: Int) {}
+    public func hasRoom(for bytes: Int) -> Bool { true }
     public func notAdmitted(_ head: ServerRequestHead) -> ServerResponse { ServerResponse(status: 503, headers: [HTTPHeaderField("retry-after", "1")]) }
 }

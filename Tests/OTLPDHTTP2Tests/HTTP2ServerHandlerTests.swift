@@ -26,6 +26,10 @@ final class CountingAccount: HTTP2BodyAccount {
         self.held.withLock { $0 -= bytes }
     }
 
+    func hasRoom(for bytes: Int) -> Bool {
+        self.held.withLock { $0 + bytes <= self.limit }
+    }
+
     var current: Int { self.held.withLock { $0 } }
 }
 

@@ -37,6 +37,10 @@ final class RecordingHandler: RequestHandler {
         self.held.withLockedValue { $0 -= bytes }
     }
 
+    func hasRoom(for bytes: Int) -> Bool {
+        self.held.withLockedValue { $0 + bytes <= self.memoryLimit }
+    }
+
     func notAdmitted(_ head: ServerRequestHead) -> ServerResponse {
         ServerResponse(status: 503, headers: [HTTPHeaderField("retry-after", "1")], body: ByteBuffer(string: "busy"))
     }
@@ -199,6 +203,21 @@ struct HTTP1ConnectionTests {
         #expect(handler.held.withLockedValue { $0 } == 0)
     }
 
+    @Test("a body that stops coming for read_header_timeout is cut off, with one line naming the client")
+    func stalledBodyIsCutOff() throws {
+        let handler = RecordingHandler()
+        let channel = try makeChannel(handler)
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nContent-Length: 10\r\n\r\n123"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        try channel.writeInbound(ByteBuffer(string: "45"))  // progress: the 10 s start again
+        channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        #expect(channel.isActive, "6 s since the last bytes")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        #expect(!channel.isActive)
+        #expect(handler.failures.withLockedValue { $0 } == ["10.1.2.3:5555 sent no more of its request body for 10.0 seconds (read_header_timeout); connection closed"])
+        #expect(handler.requests.withLockedValue { $0.isEmpty } && handler.held.withLockedValue { $0 } == 0)
+    }
+
     @Test("not admitted: 503 at once, the body is read and dropped, and the connection stays open")
     func overloadedAtTheHead() throws {
         let handler = RecordingHandler()
@@ -230,6 +249,11 @@ struct HTTP1ConnectionTests {
         try channel.writeInbound(ByteBuffer(string: "4\r\nijkl\r\n0\r\n\r\n"))
         #expect(channel.isActive)
         #expect(handler.requests.withLockedValue { $0.isEmpty })
+        // A body announced is counted as it arrives, not as announced.
+        try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nContent-Length: 5\r\n\r\nab"))
+        #expect(handler.held.withLockedValue { $0 } == 2)
+        try channel.writeInbound(ByteBuffer(string: "cde"))
+        #expect(try written(channel).hasSuffix("ok:5") && handler.held.withLockedValue { $0 } == 0)
         // A declared length past the count is refused before any of it is read.
         try channel.writeInbound(ByteBuffer(string: "POST /v1/traces HTTP/1.1\r\nContent-Length: 7\r\nConnection: close\r\n\r\n"))
         let refused = try written(channel)

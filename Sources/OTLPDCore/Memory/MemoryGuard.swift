@@ -62,6 +62,13 @@ public final class MemoryGuard: Sendable {
         return true
     }
 
+    /// Whether `bytes` more could be held now (a body announced, not yet
+    /// arrived: it is counted as it comes, so a client that announces much
+    /// and sends little holds nothing).
+    public func hasRoom(for bytes: Int) -> Bool {
+        self.held.load(ordering: .relaxed) + bytes <= self.softLimit.load(ordering: .relaxed)
+    }
+
     /// Counts bytes a stage has made and cannot refuse (a merged batch, a
     /// rendered file record), so that admission sees them.
     @inline(__always)

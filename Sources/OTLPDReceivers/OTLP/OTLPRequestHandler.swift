@@ -104,6 +104,10 @@ package final class OTLPRequestHandler: RequestHandler {
         self.memory.release(bytes * Self.bodyWeight)
     }
 
+    package func hasRoom(for bytes: Int) -> Bool {
+        self.memory.hasRoom(for: bytes * Self.bodyWeight)
+    }
+
     static let bodyWeight = 2
 
     package func notAdmitted(_ head: ServerRequestHead) -> ServerResponse {

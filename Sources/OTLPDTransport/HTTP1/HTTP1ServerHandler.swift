@@ -33,6 +33,12 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     private var held = 0
     /// Closes a connection idle past `idle_timeout`, or slow to send a head past `read_header_timeout`.
     private var headTimer: HTTP1HeadTimer
+    /// When the body being received last grew: a body that stops for `read_header_timeout` is cut off
+    /// (a slow-body client would otherwise hold its connection and what it sent for ever).
+    private var bodyProgress = NIODeadline.distantPast
+    private var bodyTimer: Scheduled<Void>?
+    /// Closed here for a reason already logged: the decoder's complaint about the cut request is not another.
+    private var cutOff = false
 
     init(handler: any RequestHandler, client: ClientInfo, executor: EventLoopTaskExecutor, timeouts: HTTP1Timeouts = HTTP1Timeouts()) {
         self.headTimer = HTTP1HeadTimer(timeouts: timeouts)
@@ -61,6 +67,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
                 client: self.client,
                 reason: "sent no complete request head within \(self.headTimer.timeouts.readHeader) (read_header_timeout); connection closed")
         }
+        self.cutOff = true
         context.close(promise: nil)
     }
 
@@ -86,15 +93,16 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             }
             var body = context.channel.allocator.buffer(capacity: 0)
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > 0 {
-                // The whole body is allocated now, so it counts now.
-                guard self.handler.hold(length) else {
+                // Refused before it is read if it could not be held; allocated once, but counted as it
+                // arrives, so a client that announces much and sends little holds little.
+                guard self.handler.hasRoom(for: length) else {
                     self.refuseOverloaded(serverHead, keepAlive: head.isKeepAlive, context: context)
                     return
                 }
-                self.held = length
                 body.reserveCapacity(length)
             }
             self.state = .receiving(serverHead, body, limit: limit, keepAlive: head.isKeepAlive)
+            self.bodyProgress = context.eventLoop.now
         case .body(var chunk):
             guard case .receiving(let head, var body, let limit, let keepAlive) = self.state else { return }
             guard body.readableBytes + chunk.readableBytes <= limit else {
@@ -110,6 +118,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
                 self.held += beyondHeld
             }
             self.state = .idle  // drop the reference so the write below does not copy
+            self.bodyProgress = context.eventLoop.now
             body.writeBuffer(&chunk)
             self.state = .receiving(head, body, limit: limit, keepAlive: keepAlive)
         case .end:
@@ -129,6 +138,32 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             case .idle, .waitingForResponse, .live:
                 break
             }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // A body still incomplete at the end of a read: watch that it keeps coming. (Most requests
+        // arrive whole in one read and never arm the timer.)
+        if case .receiving = self.state, self.bodyTimer == nil { self.watchBody(context: context, after: self.headTimer.timeouts.readHeader) }
+        context.fireChannelReadComplete()
+    }
+
+    private func watchBody(context: ChannelHandlerContext, after delay: Duration) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.bodyTimer = context.eventLoop.scheduleTask(in: HTTP1HeadTimer.amount(delay)) {
+            let (handler, context) = loopBound.value
+            handler.bodyTimer = nil
+            guard case .receiving = handler.state else { return }
+            let limit = handler.headTimer.timeouts.readHeader
+            let stalled = Duration.nanoseconds((context.eventLoop.now - handler.bodyProgress).nanoseconds)
+            guard stalled >= limit else {
+                handler.watchBody(context: context, after: limit - stalled)
+                return
+            }
+            handler.handler.connectionFailed(
+                client: handler.client, reason: "sent no more of its request body for \(limit) (read_header_timeout); connection closed")
+            handler.cutOff = true
+            context.close(promise: nil)
         }
     }
 
@@ -256,14 +291,19 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.headTimer.cancel()
+        self.bodyTimer?.cancel()
         if case .live(let task) = self.state { task.cancel() }
         // A connection that goes away mid-request: its body no longer counts.
         self.releaseHeld()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError {
-            self.handler.connectionFailed(client: self.client, reason: "not a valid HTTP/1.1 request (\(error))")
+        if let error = error as? HTTPParserError, !self.cutOff {
+            // The end of the stream in the middle of a request is the client leaving, not a malformed request.
+            let reason =
+                error == .invalidEOFState
+                ? "closed the connection before its request was complete" : "not a valid HTTP/1.1 request (\(error))"
+            self.handler.connectionFailed(client: self.client, reason: reason)
         }
         context.close(promise: nil)
     }

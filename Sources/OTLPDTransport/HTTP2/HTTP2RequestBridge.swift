@@ -28,6 +28,7 @@ final class HTTP2RequestBridge: HTTP2ServerDelegate {
 
         func hold(_ bytes: Int) -> Bool { self.handler.hold(bytes) }
         func release(_ bytes: Int) { self.handler.release(bytes) }
+        func hasRoom(for bytes: Int) -> Bool { self.handler.hasRoom(for: bytes) }
     }
 
     private func serverHead(_ head: HTTP2RequestHead) -> ServerRequestHead {
