@@ -221,6 +221,24 @@ def test_a_slow_body_is_cut_off_after_read_header_timeout(daemon, name, port):
     assert daemon.stop() == 0
 
 
+def test_many_refusals_at_once_give_twenty_lines_and_a_count(daemon):
+    # 100 slow bodies cut off together: 20 lines a second at most, then one line with the count of the rest,
+    # even though no refusal follows to carry it.
+    body = trace_request("slow", 1).SerializeToString()
+    sockets = []
+    for _ in range(100):
+        sock = socket.create_connection(("127.0.0.1", daemon.http_port))
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: otlpd\r\nContent-Type: application/x-protobuf\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+        sockets.append(sock)
+    summary = wait_until(lambda: daemon.logs_matching("not logged one by one"), 8, "the count of the lines held back")
+    lines = refusals(daemon, "sent no more of its request body")
+    assert len(lines) == 20 and len(summary) == 1 and int(summary[0].fields["count"]) == 80, (len(lines), summary[0].raw)
+    for sock in sockets:
+        sock.close()
+    assert daemon.stop() == 0
+
+
 @pytest.mark.parametrize("name,port", [("no-read-http1", "http"), ("no-read-http2", "grpc")])
 def test_a_client_that_never_reads_stops_being_read(daemon, name, port):
     # It first sends as fast as any busy client until the socket buffers both ways are full (over HTTP/2, a

@@ -449,8 +449,21 @@ final class RefusalLog: Sendable {
         var suppressed = 0
     }
 
+    /// The count of a window that ended with lines held back, logged once.
+    private func flushSuppressed(_ logger: Logger) {
+        let suppressed = self.state.withLockedValue { state -> Int in
+            guard ContinuousClock.now - state.windowStart >= .seconds(1) else { return 0 }
+            defer { state.suppressed = 0 }
+            return state.suppressed
+        }
+        if suppressed > 0 {
+            logger.warning("more requests refused in the last second, not logged one by one", metadata: ["count": "\(suppressed)"])
+        }
+    }
+
     func log(_ logger: Logger, client: ClientInfo, protocolName: String?, path: String?, status: String?, reason: String, service: String? = nil) {
         self.board?.record(client: client.endpoint, protocolName: protocolName, path: path, status: status, reason: reason, service: service)
+        var firstSuppressed = false
         let (allowed, suppressedBefore) = self.state.withLockedValue { state -> (Bool, Int) in
             let now = ContinuousClock.now
             if now - state.windowStart >= .seconds(1) {
@@ -460,10 +473,18 @@ final class RefusalLog: Sendable {
             }
             guard state.linesInWindow < 20 else {
                 state.suppressed += 1
+                if state.suppressed == 1 { firstSuppressed = true }
                 return (false, 0)
             }
             state.linesInWindow += 1
             return (true, 0)
+        }
+        if firstSuppressed {
+            // The summary comes when the window ends, even if no refusal follows to carry it.
+            Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(1100))
+                self?.flushSuppressed(logger)
+            }
         }
         if suppressedBefore > 0 {
             logger.warning("more requests refused in the last second, not logged one by one", metadata: ["count": "\(suppressedBefore)"])
