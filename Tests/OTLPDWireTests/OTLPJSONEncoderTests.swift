@@ -38,6 +38,15 @@ struct OTLPJSONEncoderTests {
         #expect((try? parseJSON(output)) != nil)
     }
 
+    @Test("U+2028 and U+2029 are written escaped: valid JSON either way, but they end a line for JavaScript and Python")
+    func escapesLineAndParagraphSeparators() throws {
+        var body = ByteBuffer()
+        let text = Array("a\u{2028}b\u{2029}c\u{2027}".utf8)
+        body.writeBytes([0x0A, UInt8(text.count)] + text)
+        let json = try OTLPJSONEncoder.encode(body, message: WireSchema.shared.messageIndex("opentelemetry.proto.common.v1.AnyValue"))
+        #expect(String(buffer: json) == "{\"stringValue\":\"a\\u2028b\\u2029c\u{2027}\"}")
+    }
+
     @Test func gathersRepeatedFieldsThatAreNotAdjacent() throws {
         // KeyValueList with values (field 1) split by an unknown field 9.
         var message = ByteBuffer()

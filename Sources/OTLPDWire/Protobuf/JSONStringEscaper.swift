@@ -52,6 +52,15 @@ package enum JSONStringEscaper {
             }
             if byte >= 0x80 {
                 let length = Self.validSequenceLength(start + i, count - i)
+                // U+2028 and U+2029 (E2 80 A8/A9) are valid in JSON but end a line for JavaScript and
+                // for Python's splitlines: written escaped, as Go's encoder does, so a line stays a line.
+                if length == 3 && byte == 0xE2 && start[i + 1] == 0x80 && (start[i + 2] == 0xA8 || start[i + 2] == 0xA9) {
+                    sink.append(start: start + runStart, count: i - runStart)
+                    sink.append(start: start[i + 2] == 0xA8 ? lineSeparatorEscape : paragraphSeparatorEscape, count: 6)
+                    i += 3
+                    runStart = i
+                    continue
+                }
                 if length > 0 {
                     i += length
                     continue
@@ -137,3 +146,5 @@ extension ByteSink {
         }
     }
 }
+private var lineSeparatorEscape: UnsafePointer<UInt8> { ("\\u2028" as StaticString).utf8Start }
+private var paragraphSeparatorEscape: UnsafePointer<UInt8> { ("\\u2029" as StaticString).utf8Start }
