@@ -3,6 +3,7 @@ listener, HTTP/1.1's read_header_timeout (slow headers) and idle_timeout, a
 silent connection, 1,000 idle connections and an HTTP/2 rapid-reset flood.
 In each case a normal client (the OpenTelemetry SDK's OTLP/gRPC exporter) keeps being served with its p99 within 2x of
 the quiet baseline, and the hostile connection gets one log line."""
+import os
 import resource
 import socket
 import statistics
@@ -148,9 +149,14 @@ def test_idle_keep_alive_and_silent_connections_are_closed(otlpd, tmp_path):
     assert daemon.stop() == 0
 
 
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def test_a_thousand_idle_connections_do_not_slow_a_client(otlpd, tmp_path):
     daemon = otlpd.start(base_config(tmp_path))
     baseline = answer_times(daemon.grpc_target)
+    fds = fd_count(daemon.proc.pid)
     idle = []
     for index in range(1000):
         port = daemon.grpc_port if index % 2 else daemon.http_port
@@ -158,8 +164,10 @@ def test_a_thousand_idle_connections_do_not_slow_a_client(otlpd, tmp_path):
     loaded = answer_times(daemon.grpc_target)
     within_twice(baseline, loaded)
     assert refusals(daemon, "over max_connections") == [], "1,000 is under the default cap"
+    assert fd_count(daemon.proc.pid) >= fds + 1000
     for sock in idle:
         sock.close()
+    wait_until(lambda: fd_count(daemon.proc.pid) <= fds, 10, f"the 1,000 descriptors given back (now {fd_count(daemon.proc.pid)}, before {fds})")
     assert daemon.stop() == 0
 
 
