@@ -36,7 +36,7 @@ $(VENV)/.installed: Tests/IntegrationTests/requirements.txt
 	$(PYTHON) -m pip install -q -r Tests/IntegrationTests/requirements.txt
 	touch $@
 
-test: deps generated-check proto-facts fixtures-check unsafe-check unit integration
+test: deps generated-check proto-facts fixtures-check unsafe-check unit fuzz-replay integration
 
 # The committed protobuf-c code matches what protoc-c makes of proto/.
 generated-check:
@@ -56,7 +56,7 @@ fixtures-check: venv
 # Unsafe pointer code stays in the thin layers over C.
 unsafe-check:
 	@bad=$$(grep -rlE 'Unsafe|Unmanaged|@unchecked Sendable' Sources --include=*.swift \
-	  | grep -vE '^Sources/(OTLPDHTTP2|OTLPDWire/Protobuf|OTLPDCompression|OTLPDStringOps|OTLPDSystem)/' || true); \
+	  | grep -vE '^Sources/(OTLPDHTTP2|OTLPDWire/Protobuf|OTLPDCompression|OTLPDStringOps|OTLPDSystem|OTLPDFuzz)/' || true); \
 	if [ -n "$$bad" ]; then echo "unsafe code outside the C-wrapping layers:"; echo "$$bad"; exit 1; fi
 
 # Unit tests share the release build with the binary: one build, not two.
@@ -66,6 +66,28 @@ unit:
 
 integration: build venv
 	OTLPD_BINARY=$(abspath $(BINARY)) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/IntegrationTests
+
+# Fuzzing (not part of `make test`; see Fuzz/README.md): libFuzzer and the
+# address sanitizer, every target for FUZZ_SECONDS, FUZZ_JOBS at a time;
+# the table goes to Fuzz/out/results.md, crash inputs to Fuzz/out/crashes/.
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= 2
+FUZZ_TARGETS ?= sniffer h2client grpc wire json segments config
+
+.PHONY: fuzz fuzz-build fuzz-replay
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) Fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-build:
+	swift build -c release --product otlpd-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+
+# The seed corpora and every regression input, through the plain build's harnesses (seconds).
+fuzz-replay:
+	swift build $(SWIFT_BUILD_FLAGS) --product otlpd-fuzz
+	@for t in sniffer h2client grpc wire json segments config; do \
+	  .build/release/otlpd-fuzz $$t Fuzz/corpus/$$t Fuzz/regressions/$$t || exit 1; \
+	done
 
 bench: build venv
 	$(PYTHON) bench/run.py --otlpd $(abspath $(BINARY))

@@ -26,7 +26,8 @@ let package = Package(
     name: "otlpd",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "otlpd", targets: ["otlpd"])
+        .executable(name: "otlpd", targets: ["otlpd"]),
+        .executable(name: "otlpd-fuzz", targets: ["OTLPDFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -145,6 +146,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Fuzz harnesses: libFuzzer when built with -sanitize=fuzzer,address -DFUZZING (make fuzz);
+        // otherwise a runner that replays Fuzz/corpus and Fuzz/regressions (make fuzz-replay).
+        .executableTarget(
+            name: "OTLPDFuzz",
+            dependencies: [
+                "OTLPDTransport", "OTLPDHTTP", "OTLPDHTTP2", "OTLPDCompression", "OTLPDWire", "OTLPDCore", "OTLPDExporters", "OTLPDSystem",
+                "OTLPDConfig", "OTLPDService", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
