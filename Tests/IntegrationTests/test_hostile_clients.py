@@ -205,7 +205,7 @@ def test_streams_past_the_limit_are_refused_and_the_stalled_ones_reset(daemon):
     # The streams left without a body are reset after read_header_timeout (2 s here), a line per check that reset any
     # (streams opened over time reach the timeout at different checks).
     lines = wait_until(lambda: refusals(daemon, "sent no more of the request body"), 5, "the stalled streams' line")
-    assert 1 <= len(lines) <= 4 and all("reset (CANCEL)" in line.fields["reason"] for line in lines), [line.raw for line in lines]
+    assert 1 <= len(lines) <= 10 and all("reset (CANCEL)" in line.fields["reason"] for line in lines), [line.raw for line in lines]
     assert "open" in outcome or "closed" in outcome, outcome
     assert daemon.stop() == 0
 
