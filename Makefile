@@ -89,6 +89,14 @@ fuzz-replay:
 	  .build/release/otlpd-fuzz $$t Fuzz/corpus/$$t Fuzz/regressions/$$t || exit 1; \
 	done
 
+# The soak (Tests/Soak/soak.py; its 3-minute version is test_soak.py in `make test`): MINUTES of SDK
+# traffic through a forwarding otlpd with reloads, upstream restarts, a kill -9 and a full queue.
+# Figures and the RSS/fd plot in .build/soak/ (soak.md, soak-summary.json, soak.png).
+MINUTES ?= 30
+.PHONY: soak
+soak: build venv
+	$(PYTHON) Tests/Soak/soak.py --otlpd $(abspath $(BINARY)) --minutes $(MINUTES) --out .build/soak
+
 bench: build venv
 	$(PYTHON) bench/run.py --otlpd $(abspath $(BINARY))
 

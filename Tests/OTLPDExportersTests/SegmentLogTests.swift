@@ -181,6 +181,18 @@ struct DurableLogWriterTests {
         budget.release(SegmentLog.headerBytes + 20)
         _ = try await writer.append([ByteBuffer(string: String(repeating: "y", count: 20))])
     }
+
+    @Test("once full, the budget refuses until a sixteenth of max_size is free again, so it does not flap")
+    func fullWithHysteresis() {
+        let budget = DiskBudget(limit: 1600)
+        #expect(budget.reserve(1550))
+        #expect(!budget.reserve(100), "past the limit")
+        #expect(!budget.reserve(40), "would fit, but the queue is full until 100 bytes (a sixteenth) are free")
+        budget.release(50)
+        #expect(!budget.reserve(40), "1,500 + 40 is past 1,500, the level it takes requests again at")
+        budget.release(60)
+        #expect(budget.reserve(40) && budget.reserve(100), "free again: up to the limit")
+    }
 }
 
 struct PersistentDeliveryTests {

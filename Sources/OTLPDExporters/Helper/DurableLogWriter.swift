@@ -130,6 +130,7 @@ package final class DurableLogWriter: Sendable {
     /// most every `confirmInterval` (a position lost to a crash only means
     /// records sent again), and the segments wholly before it deleted.
     package func confirm(through position: LogPosition) {
+        self.forgetKept(through: position)
         let startDrain = self.queue.withLockedValue { queue -> Bool in
             guard !queue.closed else { return false }
             queue.confirmTarget = max(queue.confirmTarget ?? position, position)
@@ -245,6 +246,29 @@ package final class DurableLogWriter: Sendable {
         }
     }
 
+    /// Drops the kept records the upstream has confirmed: the delivery never
+    /// needs them again, and kept they would hold up to `recentLimit` per queue for nothing.
+    private func forgetKept(through position: LogPosition) {
+        self.recent.withLockedValue { recent in
+            while recent.first < recent.entries.count && recent.entries[recent.first].record.end <= position {
+                recent.bytes -= recent.entries[recent.first].record.byteCount
+                recent.entries[recent.first].record.parts = []
+                recent.first += 1
+            }
+            Self.compact(&recent)
+        }
+    }
+
+    private static func compact(_ recent: inout Recent) {
+        if recent.first == recent.entries.count {
+            recent.entries.removeAll(keepingCapacity: recent.entries.capacity <= 4096)
+            recent.first = 0
+        } else if recent.first > 1024 && recent.first * 2 > recent.entries.count {
+            recent.entries.removeFirst(recent.first)
+            recent.first = 0
+        }
+    }
+
     /// Keeps a group's records for the delivery, dropping the oldest past `recentLimit` bytes.
     private func keep(_ records: [(after: LogPosition, record: LogRecord)]) {
         guard self.recentLimit > 0 else { return }
@@ -258,10 +282,7 @@ package final class DurableLogWriter: Sendable {
                 recent.entries[recent.first].record.parts = []
                 recent.first += 1
             }
-            if recent.first > 1024 && recent.first * 2 > recent.entries.count {
-                recent.entries.removeFirst(recent.first)
-                recent.first = 0
-            }
+            Self.compact(&recent)
         }
     }
 
@@ -289,10 +310,10 @@ package final class DurableLogWriter: Sendable {
 /// The bytes the persistent queues of one storage may hold on disk
 /// (`file_storage`'s `max_size`), shared by them all.
 package final class DiskBudget: Sendable {
-    private let state: NIOLockedValueBox<(used: Int, limit: Int)>
+    private let state: NIOLockedValueBox<(used: Int, limit: Int, full: Bool)>
 
     package init(limit: Int) {
-        self.state = NIOLockedValueBox((0, limit))
+        self.state = NIOLockedValueBox((0, limit, false))
     }
 
     private static let byDirectory = NIOLockedValueBox<[String: DiskBudget]>([:])
@@ -315,10 +336,18 @@ package final class DiskBudget: Sendable {
         set { self.state.withLockedValue { $0.limit = newValue } }
     }
 
-    /// Takes `bytes` if they fit under the limit.
+    /// Takes `bytes` if they fit under the limit. Once full, it refuses until
+    /// a sixteenth of the limit (a segment) is free again: otherwise small
+    /// requests would still fit now and then, and the queue would flap
+    /// between full and not, a log line each time.
     package func reserve(_ bytes: Int) -> Bool {
         self.state.withLockedValue { state in
-            guard state.used + bytes <= state.limit else { return false }
+            let room = state.full ? state.limit - state.limit / 16 : state.limit
+            guard state.used + bytes <= room else {
+                state.full = true
+                return false
+            }
+            state.full = false
             state.used += bytes
             return true
         }
