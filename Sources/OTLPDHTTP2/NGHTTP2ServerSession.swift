@@ -114,6 +114,8 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
     /// More than this many such frames within a second is a flood; a client sends a few per request.
     static let idleFrameBudget = 10_000
 
+    /// Streams whose request body has not ended: counted, so that asking after each read costs nothing.
+    private var requestsUnfinished = 0
     /// Uptime nanoseconds, for a request's progress: the event loop's clock (virtual in tests).
     var clock: () -> UInt64 = { NIODeadline.now().uptimeNanoseconds }
 
@@ -217,9 +219,7 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
     }
 
     /// Whether a request's body is still awaited on some stream.
-    var awaitsRequestBodies: Bool {
-        self.streams.values.contains { !$0.requestEnded }
-    }
+    var awaitsRequestBodies: Bool { self.requestsUnfinished > 0 }
 
     /// The streams whose request has made no progress for `limit` nanoseconds, and
     /// how long until the next one would reach it (nil when no request is awaited).
@@ -270,6 +270,7 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
             let stream = Stream(id: id, account: self.account)
             stream.lastProgress = self.clock()
             self.streams[id] = stream
+            self.requestsUnfinished += 1
             self.lastStream = stream
         }
         return 0
@@ -329,11 +330,11 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
                 }
                 self.events.append(.requestHead(header.stream_id))
             }
-            if endStream { stream.requestEnded = true }
+            if endStream { self.endRequest(stream) }
             if endStream && !stream.discarding { self.events.append(.requestEnd(header.stream_id)) }
         case NGHTTP2_DATA.rawValue:
             if endStream, let stream = self.stream(header.stream_id) {
-                stream.requestEnded = true
+                self.endRequest(stream)
                 if !stream.discarding { self.events.append(.requestEnd(header.stream_id)) }
             }
         case NGHTTP2_PING.rawValue:
@@ -423,8 +424,15 @@ final class NGHTTP2ServerSession: NGHTTP2Session {
         self.events.append(.refused(stream.head.streamID, refusal))
     }
 
+    /// A request's END_STREAM came: its body is whole.
+    private func endRequest(_ stream: Stream) {
+        guard !stream.requestEnded else { return }
+        stream.requestEnded = true
+        self.requestsUnfinished -= 1
+    }
+
     override func onStreamClose(_ id: Int32, _ errorCode: UInt32) -> Int32 {
-        self.streams.removeValue(forKey: id)
+        if let stream = self.streams.removeValue(forKey: id) { self.endRequest(stream) }
         if self.lastStream?.head.streamID == id { self.lastStream = nil }
         self.events.append(.streamClosed(id, errorCode: errorCode))
         return 0

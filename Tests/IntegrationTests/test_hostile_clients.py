@@ -20,7 +20,7 @@ import time
 import pytest
 
 from otlpd_harness import base_config, trace_request, wait_until
-from test_limits import answer_times, refusals, within_twice
+from test_limits import answer_times, fd_count, refusals, within_twice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GRPC_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -140,10 +140,6 @@ def attack(name: str, port: int, seconds: float) -> str:
 
 
 # -- the harness ------------------------------------------------------------------------------------
-
-def fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
 
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
